@@ -48,7 +48,8 @@ def parameter_count(model: ModelSpec, vocab_size: int) -> int:
     block = 4 * h * h + 4 * h + 2 * h * ff + ff + h + 4 * h
     embeddings = v * h + ctx * h + 2 * h + 2 * h
     head = h * h + h + 2 * h + v
-    return embeddings + n * block + head + (0 if model.tie_embeddings else v * h)
+    # An untied decoder brings its own weight and bias.
+    return embeddings + n * block + head + (0 if model.tie_embeddings else v * h + v)
 
 
 @dataclass

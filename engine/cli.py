@@ -1,0 +1,360 @@
+"""`studio-engine`: everything the studio can do, from a terminal (DESIGN §4).
+
+Import-light at module level: `schema`, `validate`, `list` answer without loading torch; the
+verbs that train import the runner inside their functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine import __version__
+from engine.protocol import EventReader, EventWriter, json_lines_sink, read_events
+from engine.rundir import (RunDirectory, RunStatus, default_workspace, find_run, list_runs, new_run_id,
+                           pid_alive)
+from engine.specs import SpecError, json_schema_text, load_spec, parse_spec, spec_to_yaml
+
+EXIT_INVALID = 2
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"studio-engine: {message}", file=sys.stderr)
+    return code
+
+
+def _live_sink(args, stream):
+    """Readable view on a terminal, JSON lines for programs (or with --json)."""
+    if getattr(args, "json", False) or not stream.isatty():
+        return json_lines_sink(stream)
+    from engine.terminal_view import TerminalView
+    return TerminalView(stream, color=True)
+
+
+# --- run, resume, and the detached child -------------------------------------------------------
+
+def _load_spec_or_exit(path: str):
+    try:
+        return load_spec(path)
+    except FileNotFoundError:
+        raise SystemExit(_fail(f"no spec file at {path}", EXIT_INVALID))
+    except SpecError as e:
+        print(e, file=sys.stderr)
+        raise SystemExit(EXIT_INVALID)
+
+
+def _create_run(workspace: Path, spec, run_id: str | None) -> RunDirectory:
+    run = RunDirectory.create(workspace, run_id or new_run_id(spec.name))
+    run.spec_path.write_text(spec_to_yaml(spec), encoding="utf-8")
+    run.write_status(RunStatus(state="starting", kind=spec.kind, name=spec.name))
+    return run
+
+
+def _spawn_detached(workspace: Path, run: RunDirectory, resume: bool) -> int:
+    command = [sys.executable, "-m", "engine.cli", "--workspace", str(workspace), "_exec", run.run_id]
+    if resume:
+        command.append("--resume")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
+    with open(run.log_path, "ab") as log_file:
+        # Own session: the run survives the terminal (or SSH session, or GUI) that started it.
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=log_file, start_new_session=True, env=env)
+    status = run.read_status()
+    if status is None or status.state == "starting":
+        run.write_status(RunStatus(state="starting", pid=process.pid, kind=status.kind if status else "",
+                                   name=status.name if status else "",
+                                   last_seq=status.last_seq if status else -1))
+    print(json.dumps({"run_id": run.run_id, "run_dir": str(run.path), "pid": process.pid}), flush=True)
+    return 0
+
+
+def _execute(args, run: RunDirectory, spec, resume: bool) -> int:
+    from engine.runner import execute
+
+    pretty = not args.json and sys.stdout.isatty()
+    code = execute(run, spec, resume=resume, echo_stderr=not pretty,
+                   sink_factory=lambda stream: _live_sink(args, stream))
+    if pretty:
+        print(f"Run folder: {run.path}")
+        if code == 130:
+            print(f"Resume with: studio-engine resume {run.run_id}")
+    return code
+
+
+def cmd_run(args) -> int:
+    spec = _load_spec_or_exit(args.spec)
+    run = _create_run(args.workspace, spec, args.run_id)
+    if args.detach:
+        return _spawn_detached(args.workspace, run, resume=False)
+    return _execute(args, run, spec, resume=False)
+
+
+def cmd_exec(args) -> int:
+    run = find_run(args.workspace, args.run)
+    spec = load_spec(run.spec_path)
+    from engine.runner import execute
+    return execute(run, spec, resume=args.resume, echo_stderr=False)
+
+
+def cmd_resume(args) -> int:
+    run = find_run(args.workspace, args.run)
+    status = run.effective_status()
+    if status and status.active:
+        return _fail(f"run {run.run_id} is still running (pid {status.pid}); `studio-engine attach "
+                     f"{run.run_id} --follow` shows it.")
+    if status and status.state == "completed":
+        return _fail(f"run {run.run_id} has already completed; its model is in {run.output_dir}.")
+    spec = _load_spec_or_exit(str(run.spec_path))
+    run.write_status(RunStatus(state="starting", kind=spec.kind, name=spec.name,
+                               last_seq=status.last_seq if status else -1, step=status.step if status else None))
+    if args.detach:
+        return _spawn_detached(args.workspace, run, resume=True)
+    return _execute(args, run, spec, resume=True)
+
+
+# --- following and controlling runs ------------------------------------------------------------
+
+def cmd_attach(args) -> int:
+    run = find_run(args.workspace, args.run)
+    sink = _live_sink(args, sys.stdout)
+    reader = EventReader(next_seq=args.from_seq)
+    offset = 0
+    quiet_polls = 0
+    while True:
+        with open(run.events_path, "rb") if run.events_path.exists() else open(os.devnull, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+        offset += len(chunk)
+        events = reader.feed(chunk)
+        finished = False
+        for event in events:
+            sink(event)
+            finished = event["type"] == "finished"
+        if not args.follow:
+            return 0
+        status = run.effective_status()
+        alive = status is not None and status.active
+        if finished and not alive:
+            return 0
+        if not events and not alive:
+            # The engine is gone: read once more (it may have written its last lines), then stop.
+            quiet_polls += 1
+            if quiet_polls > 2:
+                for event in reader.flush():
+                    sink(event)
+                state = status.state if status else "unknown"
+                print(f"studio-engine: run {run.run_id} is not running (state: {state}) and wrote no "
+                      f"`finished` event; `studio-engine resume {run.run_id}` continues it.", file=sys.stderr)
+                return 1
+        else:
+            quiet_polls = 0
+        time.sleep(0.2)
+
+
+def cmd_cancel(args) -> int:
+    run = find_run(args.workspace, args.run)
+    status = run.effective_status()
+    if not status or not status.active or not pid_alive(status.pid):
+        return _fail(f"run {run.run_id} is not running (state: {status.state if status else 'unknown'}).")
+    if not args.force:
+        os.kill(status.pid, signal.SIGINT)
+        print(f"Asked run {run.run_id} to stop: it saves a checkpoint, then ends as cancelled. "
+              f"`studio-engine cancel {run.run_id} --force` stops it at once.")
+        return 0
+    try:
+        if os.getpgid(status.pid) == status.pid:
+            os.killpg(status.pid, signal.SIGKILL)  # the run and its data-loader workers
+        else:
+            os.kill(status.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for _ in range(50):
+        if not pid_alive(status.pid):
+            break
+        time.sleep(0.1)
+    events = EventWriter(run.events_path)
+    events.finished("cancelled", {"forced": True, "step": status.step})
+    events.close()
+    run.write_status(RunStatus(state="cancelled", pid=status.pid, last_seq=events.next_seq - 1,
+                               kind=status.kind, name=status.name, step=status.step))
+    print(f"Stopped run {run.run_id} at once; it resumes from its last checkpoint.")
+    return 0
+
+
+# --- looking around ----------------------------------------------------------------------------
+
+def _run_summary(run: RunDirectory) -> dict:
+    status = run.effective_status()
+    last_metrics: dict[str, dict] = {}
+    finished = None
+    for event in read_events(run.events_path):
+        if event["type"] == "metric":
+            last_metrics.setdefault(event["split"], {}).update(
+                {k: v for k, v in event["values"].items() if v is not None}, step=event["step"])
+        elif event["type"] == "finished":
+            finished = event
+    return {"run_id": run.run_id, "path": str(run.path), "kind": status.kind if status else "",
+            "name": status.name if status else "", "state": status.state if status else "unknown",
+            "pid": status.pid if status else None, "step": status.step if status else None,
+            "updated": status.updated if status else None, "last_metrics": last_metrics,
+            "finished": finished, "checkpoints": [str(p) for p in run.checkpoints()]}
+
+
+def cmd_list(args) -> int:
+    summaries = [_run_summary(r) for r in list_runs(args.workspace)]
+    if args.json:
+        print(json.dumps(summaries, indent=1))
+        return 0
+    if not summaries:
+        print(f"No runs in {args.workspace / 'runs'} yet. Start one with `studio-engine run SPEC` "
+              "or `studio-engine demo`.")
+        return 0
+    print(f"{'RUN':<44} {'KIND':<9} {'STATE':<10} {'STEP':>7}  {'LOSS':>8}  UPDATED")
+    for s in summaries:
+        loss = s["last_metrics"].get("train", {}).get("loss")
+        updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["updated"])) if s["updated"] else ""
+        print(f"{s['run_id']:<44} {s['kind']:<9} {s['state']:<10} {s['step'] or 0:>7}  "
+              f"{'' if loss is None else f'{loss:.4f}':>8}  {updated}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    run = find_run(args.workspace, args.run)
+    summary = _run_summary(run)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return 0
+    print(f"Run {summary['run_id']} ({summary['kind']}) — {summary['state']}, step {summary['step']}")
+    print(f"Folder: {summary['path']}")
+    for split, values in summary["last_metrics"].items():
+        shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+        print(f"Last {split} metrics: {shown}")
+    if summary["finished"] and summary["finished"].get("error"):
+        error = summary["finished"]["error"]
+        print(f"Error: {error.get('message')}\nWhat to do: {error.get('hint')}")
+    if summary["checkpoints"]:
+        print("Checkpoints: " + ", ".join(Path(p).name for p in summary["checkpoints"]))
+    if (run.output_dir / "model").exists():
+        print(f"Model: {run.output_dir / 'model'}")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from engine.devices import doctor_report
+    report = doctor_report(args.workspace)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"Atelier engine {report['engine_version']} (protocol v{report['protocol_version']}) on "
+          f"{report['host']}, Python {report['python']}")
+    cuda = report["cuda"]
+    print(f"CUDA: {'yes, ' + str(cuda['devices']) + ' GPU(s), CUDA ' + str(cuda['version']) if cuda['available'] else 'no'}")
+    for device in report["devices"]:
+        print("  device: " + ", ".join(f"{k} {v}" for k, v in device.items()))
+    print("Packages: " + ", ".join(f"{k} {v}" for k, v in report["packages"].items() if v))
+    missing = [k for k, v in report["packages"].items() if not v]
+    if missing:
+        print("Not installed: " + ", ".join(missing))
+    print(f"Workspace: {report['workspace']} ({report['disk_free_gib']} GiB free)")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    try:
+        print(json_schema_text(args.kind))
+    except KeyError as e:
+        return _fail(e.args[0], EXIT_INVALID)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    spec = _load_spec_or_exit(args.spec)
+    print(f"{args.spec}: valid {spec.kind} spec '{spec.name}'.")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from engine.demo import demo_spec_data
+    spec = parse_spec(demo_spec_data(steps=args.steps), "demo")
+    run = _create_run(args.workspace, spec, None)
+    print(f"Atelier demo: pretraining a small {spec.model.architecture} model on the docstrings of this "
+          f"Python's standard library ({spec.train.max_steps} steps on CPU take a few minutes).", flush=True)
+    code = _execute(args, run, spec, resume=False)
+    model = run.output_dir / "model"
+    if code == 0 and model.exists():
+        print(f"Demo finished. Model (Hugging Face layout): {model}\n"
+              f"Events: {run.events_path}\nSee the run in the studio with `studio`, or "
+              f"`studio-engine show {run.run_id}`.")
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio-engine", description=(
+        "Atelier's headless engine: validate and run job specs, follow and control runs."))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--workspace", type=Path, default=None,
+                        help="workspace folder holding runs/ (default: $ATELIER_WORKSPACE or ~/atelier)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func, help: str, **kwargs):
+        p = sub.add_parser(name, help=help, description=help, **kwargs)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", cmd_run, "Run a job spec (YAML).")
+    p.add_argument("spec")
+    p.add_argument("--detach", action="store_true", help="run in the background, surviving this terminal")
+    p.add_argument("--json", action="store_true", help="print raw JSON-line events even on a terminal")
+    p.add_argument("--run-id", help="use this run id instead of a generated one")
+    p = add("attach", cmd_attach, "Print a run's events, from a seq on; --follow keeps following.")
+    p.add_argument("run")
+    p.add_argument("--from-seq", type=int, default=0)
+    p.add_argument("--follow", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p = add("cancel", cmd_cancel, "Stop a run gracefully (checkpoint, then cancelled); --force stops it at once.")
+    p.add_argument("run")
+    p.add_argument("--force", action="store_true")
+    p = add("resume", cmd_resume, "Continue a stopped run from its last checkpoint (same run id).")
+    p.add_argument("run")
+    p.add_argument("--detach", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p = add("list", cmd_list, "List the runs in the workspace.")
+    p.add_argument("--json", action="store_true")
+    p = add("show", cmd_show, "Show a run's state, last metrics and outputs.")
+    p.add_argument("run")
+    p.add_argument("--json", action="store_true")
+    p = add("doctor", cmd_doctor, "Hardware, CUDA and package versions of this engine.")
+    p.add_argument("--json", action="store_true")
+    p = add("schema", cmd_schema, "Print the JSON schema of job specs (all kinds, or one).")
+    p.add_argument("kind", nargs="?")
+    p = add("validate", cmd_validate, "Check a spec and report every problem with its field.")
+    p.add_argument("spec")
+    p = add("demo", cmd_demo, "Run the demo pipeline on the embedded default corpus.")
+    p.add_argument("--steps", type=int, default=300, help="pretraining steps (default 300)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("_exec")  # the detached child of `run --detach` / `resume --detach`
+    p.add_argument("run")
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(func=cmd_exec)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.workspace = (args.workspace or default_workspace()).expanduser().resolve()
+    try:
+        return args.func(args)
+    except LookupError as e:
+        return _fail(str(e.args[0]))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

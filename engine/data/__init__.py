@@ -1,0 +1,1 @@
+"""The engine's data layer: corpus sources, tokenizer training and sequence packing."""

@@ -1,0 +1,201 @@
+"""Train a tokenizer on the `tokenizers` library, and load a saved one.
+
+Four recipes, each the standard pipeline of a well-known model family:
+- byte-bpe: GPT-2 / Llama-3 byte-level BPE. Every byte is in the alphabet, so any text encodes
+  without an unknown token and decodes back exactly.
+- bpe: Llama-2 / SentencePiece style BPE over Metaspace words, with byte fallback: characters
+  outside the vocabulary become `<0x00>`…`<0xFF>` byte tokens instead of `<unk>`.
+- unigram: SentencePiece unigram over Metaspace words.
+- wordpiece: BERT's WordPiece with the BERT normaliser and pre-tokenizer.
+
+Special tokens follow the objective: `<|bos|> <|eos|> <|pad|> <|unk|>` for causal models (a bos
+token starts every encoded text), BERT's `[PAD] [UNK] [CLS] [SEP] [MASK]` for masked models
+(`[CLS] text [SEP]`). The result is a transformers fast tokenizer that `save_pretrained` writes
+and `AutoTokenizer.from_pretrained` reads back.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from engine.errors import TokenizerError
+from engine.specs import TokenizerTraining
+
+# The HF attribute (bos_token, ...) of each special token, in vocabulary order (ids 0, 1, ...).
+CLM_SPECIALS = {"pad_token": "<|pad|>", "unk_token": "<|unk|>", "bos_token": "<|bos|>", "eos_token": "<|eos|>"}
+MLM_SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
+                "mask_token": "[MASK]"}
+BYTE_TOKENS = [f"<0x{b:02X}>" for b in range(256)]
+_BATCH = 1000  # texts handed to the Rust trainer at a time
+
+
+def train_tokenizer(
+    texts: Iterable[str],
+    cfg: TokenizerTraining,
+    model_max_length: int,
+    objective: str = "clm",
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> PreTrainedTokenizerFast:
+    """Train a tokenizer of `cfg.algorithm` on `texts`; `len(result) <= cfg.vocab_size`.
+
+    `objective` ("clm" or "mlm") picks the special tokens and the post-processor.
+    `progress(message, done, total)` is called with the number of texts read, if given.
+    Raises TokenizerError when the vocabulary is too small for the algorithm's fixed tokens.
+    """
+    if objective not in ("clm", "mlm"):
+        raise ValueError(f"objective must be 'clm' or 'mlm', not {objective!r}")
+    specials = CLM_SPECIALS if objective == "clm" else MLM_SPECIALS
+    special_list = list(specials.values())
+    unk = specials["unk_token"]
+    _check_vocab_size(cfg, len(special_list))
+
+    tokenizer, trainer = _recipe(cfg, special_list, unk)
+    tokenizer.train_from_iterator(_batches(texts, progress), trainer=trainer)
+    if cfg.algorithm == "bpe":
+        tokenizer = _with_byte_tokens(tokenizer, special_list, unk)
+    tokenizer.post_processor = _post_processor(cfg.algorithm, specials, tokenizer)
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        model_max_length=model_max_length,
+        # Cleaning up spaces around punctuation would break the exact decode(encode(s)) == s.
+        clean_up_tokenization_spaces=False,
+        **specials,
+    )
+
+
+def load_tokenizer(path: str) -> PreTrainedTokenizerFast:
+    """Load a saved tokenizer folder (or a hub id, when online), making sure it has a pad token.
+
+    Raises TokenizerError with a hint when the folder is missing or holds no tokenizer.
+    """
+    local = Path(path).expanduser()
+    looks_local = local.exists() or path.startswith((".", "/", "~")) or "\\" in path or path.count("/") > 1
+    if looks_local and not local.is_dir():
+        raise TokenizerError(f"The tokenizer folder {path} does not exist.",
+                             "Check the path, or train a tokenizer instead (tokenizer.train).")
+    if looks_local and not any((local / name).exists() for name in ("tokenizer.json", "tokenizer_config.json")):
+        raise TokenizerError(
+            f"The folder {path} holds no tokenizer (no tokenizer.json or tokenizer_config.json).",
+            "Point tokenizer.path at a folder written by save_pretrained, e.g. a previous run's out/tokenizer.")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(local) if looks_local else path)
+    except Exception as e:  # noqa: BLE001 - transformers raises many types for a bad or unreachable tokenizer
+        where = "the folder" if looks_local else "the hub id"
+        raise TokenizerError(
+            f"Could not load a tokenizer from {where} {path}: {_first_line(e)}",
+            "Check the folder contents, or the network and HF_HUB_OFFLINE for a hub id.") from None
+    if not isinstance(tokenizer, PreTrainedTokenizerFast):
+        raise TokenizerError(f"The tokenizer in {path} has no fast (tokenizers) version.",
+                             "Save it with a tokenizer.json, or train a tokenizer instead.")
+    if tokenizer.pad_token is None:
+        # Batches need padding; the usual choice for causal models that lack a pad token.
+        if tokenizer.eos_token is None:
+            raise TokenizerError(f"The tokenizer in {path} has neither a pad token nor an eos token.",
+                                 "Add a pad token to its tokenizer_config.json, or train a tokenizer instead.")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _check_vocab_size(cfg: TokenizerTraining, n_specials: int) -> None:
+    fixed = {"byte-bpe": 256, "bpe": 256}.get(cfg.algorithm, 0)  # the byte alphabet or byte tokens
+    needed = fixed + n_specials + 1
+    if cfg.vocab_size < needed:
+        raise TokenizerError(
+            f"A {cfg.algorithm} tokenizer needs a vocab_size of at least {needed} "
+            f"({fixed} byte tokens and {n_specials} special tokens plus one); got {cfg.vocab_size}.",
+            f"Raise tokenizer.train.vocab_size to {needed} or more (a few thousand is usual).")
+
+
+def _recipe(cfg: TokenizerTraining, specials: list[str], unk: str) -> tuple[Tokenizer, trainers.Trainer]:
+    common = dict(vocab_size=cfg.vocab_size, special_tokens=specials, show_progress=False)
+    if cfg.algorithm == "byte-bpe":
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tok.decoder = decoders.ByteLevel()
+        return tok, trainers.BpeTrainer(min_frequency=cfg.min_frequency,
+                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **common)
+    if cfg.algorithm == "bpe":
+        tok = Tokenizer(models.BPE(unk_token=unk, byte_fallback=True))
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+        # Llama-2's decoder: bytes are fused back into characters before the leading space is cut.
+        tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                         decoders.Strip(" ", 1, 0)])
+        # The byte tokens are added after training, so the learned part gets what is left; rare
+        # characters are left to byte fallback, as SentencePiece's character_coverage does.
+        budget = cfg.vocab_size - len(BYTE_TOKENS)
+        common["vocab_size"] = budget
+        return tok, trainers.BpeTrainer(min_frequency=cfg.min_frequency,
+                                        limit_alphabet=max(1, min(1000, budget // 2)), **common)
+    if cfg.algorithm == "unigram":
+        tok = Tokenizer(models.Unigram())
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+        tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+        # Pruning the seed vocabulary by half per round instead of a quarter: about twice as fast,
+        # with the same pieces for common words.
+        return tok, trainers.UnigramTrainer(unk_token=unk, shrinking_factor=0.5, **common)
+    if cfg.algorithm == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token=unk))
+        tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                    strip_accents=False, lowercase=False)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece(prefix="##")
+        return tok, trainers.WordPieceTrainer(min_frequency=cfg.min_frequency, continuing_subword_prefix="##",
+                                              **common)
+    raise ValueError(f"unknown tokenizer algorithm {cfg.algorithm!r}")
+
+
+def _with_byte_tokens(trained: Tokenizer, specials: list[str], unk: str) -> Tokenizer:
+    """Rebuild a trained BPE with `<0x00>`…`<0xFF>` right after the special tokens (Llama-2 layout).
+
+    The trainer cannot reserve ordinary (non-special) vocabulary entries, and byte tokens must be
+    ordinary ones: decoding with skip_special_tokens must keep them.
+    """
+    state = json.loads(trained.to_str())
+    learned = sorted(state["model"]["vocab"].items(), key=lambda item: item[1])
+    vocab: dict[str, int] = {}
+    for token in [*specials, *BYTE_TOKENS, *(t for t, _ in learned)]:
+        vocab.setdefault(token, len(vocab))
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in state["model"]["merges"]]
+    rebuilt = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=unk, byte_fallback=True, fuse_unk=True))
+    rebuilt.pre_tokenizer = trained.pre_tokenizer
+    rebuilt.decoder = trained.decoder
+    rebuilt.add_special_tokens(specials)
+    return rebuilt
+
+
+def _post_processor(algorithm: str, specials: dict[str, str], tok: Tokenizer) -> processors.PostProcessor:
+    if "cls_token" in specials:
+        cls, sep = specials["cls_token"], specials["sep_token"]
+        template = processors.TemplateProcessing(
+            single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+            special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])
+    else:
+        bos = specials["bos_token"]
+        template = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, tok.token_to_id(bos))])
+    if algorithm == "byte-bpe":
+        # Keep byte-level offsets right (trim_offsets=False: offsets cover the spaces too).
+        return processors.Sequence([processors.ByteLevel(trim_offsets=False), template])
+    return template
+
+
+def _batches(texts: Iterable[str], progress: Callable[[str, int, int | None], None] | None) -> Iterator[list[str]]:
+    iterator = iter(texts)
+    done = 0
+    while batch := list(islice(iterator, _BATCH)):
+        done += len(batch)
+        if progress:
+            progress("training tokenizer", done, None)
+        yield batch
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,218 @@
+"""Runs one job inside the engine process: events, status, log capture, signals, failures.
+
+The job recipes in engine/jobs/ know nothing of this plumbing: they get a JobContext, emit events
+through it, call `check_cancelled()` between stages, and return a summary dict. Everything that
+can go wrong ends as a `finished` event (DESIGN §3), never as a bare traceback on the terminal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine import __version__
+from engine.errors import ResourceError, UserError
+from engine.protocol import Event, EventWriter
+from engine.rundir import RunDirectory, RunStatus
+
+JOB_MODULES = {"pretrain": "engine.jobs.pretrain"}
+HEARTBEAT_SECONDS = float(os.environ.get("ATELIER_HEARTBEAT_S", "5"))
+EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
+
+log = logging.getLogger("engine")
+
+
+class Cancelled(Exception):
+    """Raised by JobContext.check_cancelled when the user asked the run to stop."""
+
+
+@dataclass
+class JobContext:
+    spec: object
+    run: RunDirectory
+    events: EventWriter
+    resume_from: Path | None = None
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    step: int = 0
+
+    def check_cancelled(self) -> None:
+        if self.cancel_requested.is_set():
+            raise Cancelled()
+
+    def update_status(self, step: int | None = None) -> None:
+        if step is not None:
+            self.step = step
+        self.run.write_status(RunStatus(
+            state="running", pid=os.getpid(), last_seq=self.events.next_seq - 1,
+            kind=self.spec.kind, name=self.spec.name, step=self.step))
+
+
+class ProcessOutput:
+    """Keeps fd 1 for events: whatever libraries print (to fd 1 or 2) goes to engine.log, and to the
+    original stderr too when `echo` is set. Returns the stream that events are written to."""
+
+    def __init__(self, log_path: Path, echo: bool):
+        self.events_stream = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+        self._log_file = open(log_path, "ab", buffering=0)
+        self._saved = (os.dup(1), os.dup(2))
+        self._thread: threading.Thread | None = None
+        if echo:
+            read_end, write_end = os.pipe()
+            original_stderr = os.dup(2)
+            self._thread = threading.Thread(target=self._tee, args=(read_end, original_stderr), daemon=True)
+            self._thread.start()
+            os.dup2(write_end, 1)
+            os.dup2(write_end, 2)
+            os.close(write_end)
+        else:
+            os.dup2(self._log_file.fileno(), 1)
+            os.dup2(self._log_file.fileno(), 2)
+        sys.stdout = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+        sys.stderr = os.fdopen(os.dup(2), "w", encoding="utf-8", buffering=1)
+
+    def _tee(self, read_end: int, original_stderr: int) -> None:
+        while chunk := os.read(read_end, 65536):
+            self._log_file.write(chunk)
+            try:
+                os.write(original_stderr, chunk)
+            except OSError:
+                pass
+        os.close(read_end)
+
+    def restore(self) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+                stream.close()
+            except OSError:
+                pass
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        os.dup2(self._saved[0], 1)
+        os.dup2(self._saved[1], 2)
+        if self._thread is not None:
+            self._thread.join(timeout=2)  # the pipe's last writer is gone: the tee sees EOF
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _heartbeat(ctx: JobContext, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_SECONDS):
+        ctx.events.heartbeat()
+        ctx.update_status()
+
+
+def _install_signal_handlers(ctx: JobContext, finish: Callable[..., None]) -> None:
+    # A signal handler runs between bytecodes of the main thread, possibly while it holds the event
+    # writer's lock: so the handler only sets a flag and leaves any writing to a thread.
+    def on_signal(signum: int, _frame) -> None:
+        if not ctx.cancel_requested.is_set():
+            ctx.cancel_requested.set()
+            threading.Thread(target=ctx.events.log, args=(
+                "warning", "Cancel requested: saving a checkpoint, then stopping. Cancel again to stop at once."),
+                daemon=True).start()
+        else:
+            def force() -> None:
+                finish("cancelled", {"forced": True, "step": ctx.step})
+                os._exit(EXIT_CODES["cancelled"])
+            threading.Thread(target=force, daemon=True).start()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+
+def _describe_failure(exc: BaseException) -> dict:
+    if isinstance(exc, UserError):
+        return {"type": exc.type, "message": exc.message, "hint": exc.hint}
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        e = ResourceError(f"Out of memory: {exc}".strip(": "),
+                          "Lower train.batch_size (raise train.gradient_accumulation to keep the effective batch), "
+                          "shorten model.context_length, or turn on train.gradient_checkpointing.")
+        return {"type": "out_of_memory", "message": e.message, "hint": e.hint}
+    return {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
+            "hint": "This looks like a bug in the engine; the traceback is in engine.log. "
+                    "Please report it with that file."}
+
+
+def execute(run: RunDirectory, spec, live_sinks: list[Callable[[Event], None]] | None = None, *,
+            resume: bool = False, echo_stderr: bool = True,
+            sink_factory: Callable[[object], Callable[[Event], None]] | None = None) -> int:
+    """Run `spec` in `run` in this process and return the exit code (0 completed, 1 failed, 130 cancelled).
+
+    `sink_factory` receives the protected events stream (the real stdout) and returns a live sink;
+    `live_sinks` are added as they are.
+    """
+    output = ProcessOutput(run.log_path, echo=echo_stderr)
+    _configure_logging()
+    sinks = list(live_sinks or [])
+    if sink_factory is not None:
+        sinks.insert(0, sink_factory(output.events_stream))
+    events = EventWriter(run.events_path, sinks)
+    resume_from = run.last_checkpoint() if resume else None
+    ctx = JobContext(spec=spec, run=run, events=events, resume_from=resume_from)
+    finished_lock = threading.Lock()
+    outcome: dict = {}
+
+    def finish(status: str, summary: dict, error: dict | None = None) -> None:
+        with finished_lock:  # exactly one finished event, whichever thread gets here first
+            if outcome:
+                return
+            outcome["status"] = status
+            events.finished(status, summary, error)
+            run.write_status(RunStatus(state=status, pid=os.getpid(), last_seq=events.next_seq - 1,
+                                       kind=spec.kind, name=spec.name, step=ctx.step))
+
+    _install_signal_handlers(ctx, finish)
+    ctx.update_status()
+    log.info("run %s (%s) starting in pid %d", run.run_id, spec.kind, os.getpid())
+    from engine.devices import describe_devices
+
+    events.started(run_id=run.run_id, spec=spec.model_dump(mode="json"), host=socket.gethostname(),
+                   pid=os.getpid(), engine_version=__version__, devices=describe_devices(),
+                   resumed_from_step=_checkpoint_step(resume_from) if resume else None)
+    if resume and resume_from is None:
+        events.log("warning", "No checkpoint to resume from: the run starts again from step 0.")
+    stop_heartbeat = threading.Event()
+    threading.Thread(target=_heartbeat, args=(ctx, stop_heartbeat), daemon=True).start()
+    started = time.time()
+    try:
+        job = importlib.import_module(JOB_MODULES[spec.kind])
+        summary = job.run(ctx)
+        summary["duration_s"] = round(time.time() - started, 1)
+        finish("cancelled" if ctx.cancel_requested.is_set() else "completed", summary)
+    except Cancelled:
+        finish("cancelled", {"step": ctx.step, "duration_s": round(time.time() - started, 1)})
+    except BaseException as exc:  # every failure becomes an event; the traceback goes to engine.log
+        if isinstance(exc, UserError):
+            log.error("%s (%s)", exc.message, exc.hint)
+        else:
+            log.error("run failed:\n%s", traceback.format_exc())
+        finish("failed", {"step": ctx.step}, _describe_failure(exc))
+    finally:
+        stop_heartbeat.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        events.close()
+        output.restore()
+    return EXIT_CODES[outcome["status"]]
+
+
+def _checkpoint_step(path: Path | None) -> int | None:
+    return int(path.name.rsplit("-", 1)[1]) if path else None

@@ -1,0 +1,1 @@
+"""Training plumbing shared by the job recipes: model construction, the events callback, collators."""

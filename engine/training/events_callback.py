@@ -1,0 +1,102 @@
+"""A transformers TrainerCallback that turns the Trainer's life into protocol events.
+
+Shape after trl's RichProgressCallback: the Trainer owns the loop, the callback only observes (and
+asks the loop to save and stop when the user cancels).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+import psutil
+import torch
+from transformers import TrainerCallback
+
+from engine.runner import JobContext
+
+
+def memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return psutil.Process().memory_info().rss / 2**20
+
+
+class EventsCallback(TrainerCallback):
+    def __init__(self, ctx: JobContext, sequences_per_step: int, tokens_per_sequence: int, parameters: int,
+                 sample: Callable[[object], list[tuple[str, str]]] | None = None, sample_every: int = 0):
+        self.ctx = ctx
+        self.sequences_per_step = sequences_per_step
+        self.tokens_per_step = sequences_per_step * tokens_per_sequence
+        self.parameters = parameters
+        self.sample = sample
+        self.sample_every = sample_every
+        self._step_started = 0.0
+        self._step_seconds = 0.0  # time inside training steps since the last log (no eval, no sampling)
+        self._steps_since_log = 0
+        self._recent = deque(maxlen=50)  # recent step durations, for the ETA
+        self._last_progress = 0.0
+
+    def _eta(self, state) -> float | None:
+        if not self._recent:
+            return None
+        return (state.max_steps - state.global_step) * sum(self._recent) / len(self._recent)
+
+    def _progress(self, state, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_progress >= 1.0:
+            self._last_progress = now
+            self.ctx.events.progress("train", state.global_step, state.max_steps, "steps", self._eta(state))
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.ctx.update_status(step=state.global_step)
+        self._progress(state, force=True)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        elapsed = time.perf_counter() - self._step_started
+        self._step_seconds += elapsed
+        self._steps_since_log += 1
+        self._recent.append(elapsed)
+        self.ctx.step = state.global_step
+        if self.ctx.cancel_requested.is_set():
+            control.should_save = True
+            control.should_training_stop = True
+        elif self.sample and self.sample_every and state.global_step % self.sample_every == 0:
+            for prompt, text in self.sample(kwargs["model"]):
+                self.ctx.events.sample(state.global_step, prompt, text)
+        self._progress(state, force=state.global_step == state.max_steps)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" not in logs:  # eval logs are handled in on_evaluate, the final summary by the job
+            return
+        values = {"loss": logs["loss"], "lr": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm"),
+                  "epoch": logs.get("epoch"), "memory_mb": round(memory_mb(), 1)}
+        if self._step_seconds > 0:
+            tokens_per_s = self.tokens_per_step * self._steps_since_log / self._step_seconds
+            values["tokens_per_s"] = round(tokens_per_s, 1)
+            values["samples_per_s"] = round(self.sequences_per_step * self._steps_since_log / self._step_seconds, 2)
+            # Training FLOPs ≈ 6 × parameters × tokens (Kaplan et al.); MFU needs the device peak, which
+            # only a GPU report knows, so the studio computes it from this figure when it has one.
+            values["tflops"] = round(6 * self.parameters * tokens_per_s / 1e12, 4)
+        self._step_seconds, self._steps_since_log = 0.0, 0
+        self.ctx.events.metric(state.global_step, "train", values)
+        self.ctx.update_status(step=state.global_step)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        metrics = metrics or {}
+        if "eval_loss" not in metrics:
+            return
+        loss = metrics["eval_loss"]
+        values = {"loss": loss, "perplexity": math.exp(loss) if loss < 50 else None}
+        self.ctx.events.metric(state.global_step, "eval", values)
+
+    def on_save(self, args, state, control, **kwargs):
+        path = f"{args.output_dir}/checkpoint-{state.global_step}"
+        self.ctx.events.artifact("checkpoint", path, {"step": state.global_step})
+        self.ctx.update_status(step=state.global_step)

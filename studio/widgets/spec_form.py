@@ -1,0 +1,623 @@
+"""Forms generated from a job spec's JSON schema (DESIGN §1: one source of truth for parameters).
+
+`SpecForm(schema, fields=[...])` renders the chosen top-level properties of a spec schema: one
+group box per sub-model, titles as labels, descriptions as tooltips and help text, defaults, spin
+box bounds, enums as combo boxes, booleans as check boxes, lists of strings as editable lists,
+optional (`anyOf [..., null]`) fields that may stay empty, and fields marked `"advanced": true` in
+a collapsible Advanced section. A field added to the pydantic spec appears here with no GUI code.
+
+`values()` returns plain data for `engine.specs.parse_spec`; `show_problems()` puts each
+`SpecProblem` next to the field its path names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+    QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout,
+    QWidget,
+)
+
+INT_MIN, INT_MAX = -(2**31) + 1, 2**31 - 1
+EMPTY_TEXT = "(empty)"
+
+
+def resolve(schema: dict, root: dict) -> dict:
+    """Follow a local `$ref` ("#/$defs/Name"), merging the referring node's own keys on top."""
+    if "$ref" not in schema:
+        return schema
+    target: Any = root
+    for part in schema["$ref"].lstrip("#/").split("/"):
+        target = target[part]
+    merged = dict(resolve(target, root))
+    merged.update({k: v for k, v in schema.items() if k != "$ref"})
+    return merged
+
+
+def split_nullable(schema: dict, root: dict) -> tuple[dict, bool]:
+    """(the non-null branch, whether null is allowed) for `anyOf [X, {"type": "null"}]`."""
+    options = schema.get("anyOf")
+    if not options:
+        return resolve(schema, root), False
+    non_null = [o for o in options if o.get("type") != "null"]
+    nullable = len(non_null) < len(options)
+    inner = dict(resolve(non_null[0], root)) if len(non_null) == 1 else {}
+    for key in ("title", "description", "default", "advanced"):
+        if key in schema:
+            inner[key] = schema[key]
+    return inner, nullable
+
+
+def is_object(schema: dict) -> bool:
+    return schema.get("type") == "object" or "properties" in schema
+
+
+# ---------------------------------------------------------------------------------------------
+# Field editors: one small class per JSON-schema shape, all with value()/set_value()/changed.
+
+
+class FieldEditor(QWidget):
+    changed = Signal()
+
+    def __init__(self, schema: dict, nullable: bool, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.schema = schema
+        self.nullable = nullable
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self._layout = layout
+
+    def value(self) -> Any:
+        raise NotImplementedError
+
+    def set_value(self, value: Any) -> None:
+        raise NotImplementedError
+
+
+class IntEditor(FieldEditor):
+    def __init__(self, schema: dict, nullable: bool, parent=None):
+        super().__init__(schema, nullable, parent)
+        self.spin = QSpinBox()
+        low = schema.get("minimum", schema.get("exclusiveMinimum", INT_MIN - 1) + 1)
+        high = schema.get("maximum", schema.get("exclusiveMaximum", INT_MAX + 1) - 1)
+        low, high = max(int(low), INT_MIN), min(int(high), INT_MAX)
+        if nullable:
+            # The value one below the minimum reads "(empty)": the field's bounds stay on the box.
+            low -= 1
+            self.spin.setSpecialValueText(EMPTY_TEXT)
+        self.spin.setRange(low, high)
+        self.spin.setMinimumWidth(120)
+        self.spin.setAccelerated(True)
+        self.spin.setGroupSeparatorShown(high >= 100_000)
+        self.spin.valueChanged.connect(self.changed)
+        self._layout.addWidget(self.spin)
+        self._layout.addStretch(1)
+
+    def value(self) -> int | None:
+        if self.nullable and self.spin.value() == self.spin.minimum():
+            return None
+        return self.spin.value()
+
+    def set_value(self, value: Any) -> None:
+        self.spin.setValue(self.spin.minimum() if value is None else int(value))
+
+
+class ScientificSpinBox(QDoubleSpinBox):
+    """A double spin box that shows 3e-4 as `0.0003` or `3e-04`, whichever is shorter, and steps by ~10%."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setDecimals(12)
+        self.setMinimumWidth(120)
+
+    def textFromValue(self, value: float) -> str:
+        if value == self.minimum() and self.specialValueText():
+            return self.specialValueText()
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        stripped = text.strip()
+        if stripped == self.specialValueText():
+            return QValidator.Acceptable, text, pos
+        try:
+            value = float(stripped)
+        except ValueError:
+            ok = all(c in "0123456789.eE+-" for c in stripped)
+            return (QValidator.Intermediate if ok else QValidator.Invalid), text, pos
+        if self.minimum() <= value <= self.maximum():
+            return QValidator.Acceptable, text, pos
+        return QValidator.Intermediate, text, pos
+
+    def stepBy(self, steps: int) -> None:
+        value = self.value()
+        if abs(value) < 1e-12 or self.singleStep() >= 0.01 and abs(value) >= 0.1:
+            super().stepBy(steps)
+        else:
+            self.setValue(value * (1.1 ** steps))
+
+
+class FloatEditor(FieldEditor):
+    def __init__(self, schema: dict, nullable: bool, parent=None):
+        super().__init__(schema, nullable, parent)
+        self.spin = ScientificSpinBox()
+        low = schema.get("minimum", schema.get("exclusiveMinimum", -1e12))
+        high = schema.get("maximum", schema.get("exclusiveMaximum", 1e12))
+        if nullable:
+            low = low - max(1.0, abs(low))
+            self.spin.setSpecialValueText(EMPTY_TEXT)
+        self.spin.setRange(float(low), float(high))
+        span = float(high) - float(low)
+        self.spin.setSingleStep(0.01 if span <= 1 else 0.1)
+        self.spin.valueChanged.connect(self.changed)
+        self._layout.addWidget(self.spin)
+        self._layout.addStretch(1)
+
+    def value(self) -> float | None:
+        if self.nullable and self.spin.value() == self.spin.minimum():
+            return None
+        value = self.spin.value()
+        return float(f"{value:.10g}")  # drop binary noise: 0.0003 stays 0.0003
+
+    def set_value(self, value: Any) -> None:
+        self.spin.setValue(self.spin.minimum() if value is None else float(value))
+
+
+class BoolEditor(FieldEditor):
+    def __init__(self, schema: dict, nullable: bool, parent=None):
+        super().__init__(schema, nullable, parent)
+        self.check = QCheckBox(schema.get("title", ""))
+        self.check.toggled.connect(self.changed)
+        self._layout.addWidget(self.check)
+        self._layout.addStretch(1)
+
+    def value(self) -> bool:
+        return self.check.isChecked()
+
+    def set_value(self, value: Any) -> None:
+        self.check.setChecked(bool(value))
+
+
+class EnumEditor(FieldEditor):
+    def __init__(self, schema: dict, nullable: bool, parent=None):
+        super().__init__(schema, nullable, parent)
+        self.combo = QComboBox()
+        self.combo.setMinimumWidth(160)
+        choices = list(schema.get("enum", [schema["const"]] if "const" in schema else []))
+        if nullable:
+            self.combo.addItem("(default)", None)
+        for choice in choices:
+            self.combo.addItem(str(choice), choice)
+        self.combo.currentIndexChanged.connect(self.changed)
+        self._layout.addWidget(self.combo)
+        self._layout.addStretch(1)
+
+    def value(self) -> Any:
+        return self.combo.currentData()
+
+    def set_value(self, value: Any) -> None:
+        index = self.combo.findData(value)
+        self.combo.setCurrentIndex(max(index, 0))
+
+
+class StringEditor(FieldEditor):
+    def __init__(self, schema: dict, nullable: bool, parent=None):
+        super().__init__(schema, nullable, parent)
+        self.line = QLineEdit()
+        self.line.setMinimumWidth(260)
+        if nullable:
+            self.line.setPlaceholderText("empty")
+        if "maxLength" in schema:
+            self.line.setMaxLength(int(schema["maxLength"]))
+        self.line.textChanged.connect(self.changed)
+        self._layout.addWidget(self.line, 1)
+
+    def value(self) -> str | None:
+        text = self.line.text()
+        return None if self.nullable and not text.strip() else text
+
+    def set_value(self, value: Any) -> None:
+        self.line.setText("" if value is None else str(value))
+
+
+class StringListEditor(FieldEditor):
+    """An editable list (double-click or F2 to edit an item) with Add and Remove buttons."""
+
+    def __init__(self, schema: dict, nullable: bool, parent=None):
+        super().__init__(schema, nullable, parent)
+        self.list = QListWidget()
+        self.list.setEditTriggers(QAbstractItemView.DoubleClicked | QAbstractItemView.EditKeyPressed
+                                  | QAbstractItemView.SelectedClicked)
+        self.list.setMinimumWidth(260)
+        self.list.setMaximumHeight(96)
+        self.list.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+        self.list.itemChanged.connect(self.changed)
+        self.list.model().rowsRemoved.connect(self.changed)
+        buttons = QVBoxLayout()
+        self.add_button = QPushButton("Add")
+        self.remove_button = QPushButton("Remove")
+        self.add_button.clicked.connect(self._add)
+        self.remove_button.clicked.connect(self._remove)
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.remove_button)
+        buttons.addStretch(1)
+        self._layout.addWidget(self.list, 1)
+        self._layout.addLayout(buttons)
+
+    def add_item(self, text: str) -> QListWidgetItem:
+        item = QListWidgetItem(text)
+        item.setFlags(item.flags() | Qt.ItemIsEditable)
+        self.list.addItem(item)
+        self.changed.emit()
+        return item
+
+    def _add(self) -> None:
+        item = self.add_item("")
+        self.list.setCurrentItem(item)
+        self.list.editItem(item)
+
+    def _remove(self) -> None:
+        for item in self.list.selectedItems():
+            self.list.takeItem(self.list.row(item))
+
+    def value(self) -> list[str] | None:
+        items = [self.list.item(i).text() for i in range(self.list.count())]
+        return None if self.nullable and not items else items
+
+    def set_value(self, value: Any) -> None:
+        with QSignalBlocker(self.list):
+            self.list.clear()
+            for text in value or []:
+                item = QListWidgetItem(str(text))
+                item.setFlags(item.flags() | Qt.ItemIsEditable)
+                self.list.addItem(item)
+        self.changed.emit()
+
+
+class JsonTextEditor(StringEditor):
+    """Fallback for shapes the form does not know: the value as YAML/JSON text on one line."""
+
+    def value(self) -> Any:
+        import yaml
+
+        text = self.line.text()
+        if not text.strip():
+            return None
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text
+
+    def set_value(self, value: Any) -> None:
+        import json
+
+        self.line.setText("" if value is None else json.dumps(value))
+
+
+def editor_for(schema: dict, nullable: bool) -> FieldEditor:
+    kind = schema.get("type")
+    if "enum" in schema or "const" in schema:
+        return EnumEditor(schema, nullable)
+    if kind == "boolean":
+        return BoolEditor(schema, nullable)
+    if kind == "integer":
+        return IntEditor(schema, nullable)
+    if kind == "number":
+        return FloatEditor(schema, nullable)
+    if kind == "string":
+        return StringEditor(schema, nullable)
+    if kind == "array" and schema.get("items", {}).get("type") == "string":
+        return StringListEditor(schema, nullable)
+    return JsonTextEditor(schema, nullable)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows and sections.
+
+
+class FieldRow:
+    """One field: its label, editor, help text and error label, addressed by a dotted path."""
+
+    def __init__(self, path: str, schema: dict, nullable: bool):
+        self.path = path
+        self.schema = schema
+        self.editor = editor_for(schema, nullable)
+        title = schema.get("title") or path.rsplit(".", 1)[-1]
+        description = schema.get("description", "")
+        self.label = QLabel("" if isinstance(self.editor, BoolEditor) else title)
+        self.label.setToolTip(description)
+        self.editor.setToolTip(description)
+        self.help = QLabel(description)
+        self.help.setObjectName("help")
+        self.help.setWordWrap(True)
+        self.help.setVisible(bool(description))
+        self.error = QLabel()
+        self.error.setObjectName("fieldError")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        self.container = QWidget()
+        box = QVBoxLayout(self.container)
+        box.setContentsMargins(0, 0, 0, 2)
+        box.setSpacing(2)
+        box.addWidget(self.editor)
+        box.addWidget(self.help)
+        box.addWidget(self.error)
+
+    def set_error(self, message: str | None) -> None:
+        self.error.setText(message or "")
+        self.error.setVisible(bool(message))
+
+
+class CollapsibleSection(QWidget):
+    """An "Advanced" toggle that shows or hides a form below it."""
+
+    def __init__(self, title: str = "Advanced", parent=None):
+        super().__init__(parent)
+        self.toggle = QToolButton()
+        self.toggle.setObjectName("advanced")
+        self.toggle.setText(title)
+        self.toggle.setCheckable(True)
+        self.toggle.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.toggle.setArrowType(Qt.RightArrow)
+        self.body = QWidget()
+        self.form = QFormLayout(self.body)
+        _style_form(self.form)
+        self.body.hide()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addWidget(self.toggle)
+        layout.addWidget(self.body)
+        self.toggle.toggled.connect(self.set_expanded)
+
+    def set_expanded(self, expanded: bool) -> None:
+        self.toggle.setArrowType(Qt.DownArrow if expanded else Qt.RightArrow)
+        self.body.setVisible(expanded)
+        if self.toggle.isChecked() != expanded:
+            self.toggle.setChecked(expanded)
+
+    @property
+    def expanded(self) -> bool:
+        return self.toggle.isChecked()
+
+
+def _style_form(form: QFormLayout) -> None:
+    form.setLabelAlignment(Qt.AlignRight | Qt.AlignTop)
+    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+    form.setHorizontalSpacing(16)
+    form.setVerticalSpacing(8)
+    form.setContentsMargins(0, 0, 0, 0)
+
+
+class ObjectSection(QWidget):
+    """The fields of one object schema, basic ones first and advanced ones in a collapsible part.
+
+    Nested objects become group boxes; an optional nested object (`anyOf [object, null]`) becomes a
+    checkable group box whose unchecked state means null.
+    """
+
+    changed = Signal()
+
+    def __init__(self, schema: dict, root: dict, path: str = "", fields: Iterable[str] | None = None,
+                 parent=None):
+        super().__init__(parent)
+        self.schema = schema
+        self.path = path
+        self.rows: dict[str, FieldRow] = {}
+        self.children_sections: dict[str, ObjectSection] = {}
+        self.groups: dict[str, QGroupBox] = {}
+        self.constants: dict[str, Any] = {}
+        self.advanced: CollapsibleSection | None = None
+        properties: dict = schema.get("properties", {})
+        names = list(fields) if fields is not None else list(properties)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(10)
+        self.form = QFormLayout()
+        _style_form(self.form)
+        layout.addLayout(self.form)
+        groups_layout = QVBoxLayout()
+        groups_layout.setSpacing(12)
+
+        for name in names:
+            if name not in properties:
+                continue
+            raw = properties[name]
+            inner, nullable = split_nullable(raw, root)
+            sub_path = f"{path}.{name}" if path else name
+            if "const" in inner and not nullable:
+                self.constants[name] = inner["const"]
+                continue
+            if is_object(inner):
+                title = raw.get("title") or inner.get("title") or name
+                section = ObjectSection(inner, root, sub_path)
+                box = QGroupBox(title)
+                box.setToolTip(raw.get("description", inner.get("description", "")))
+                box_layout = QVBoxLayout(box)
+                description = raw.get("description")
+                if description:
+                    help_label = QLabel(description)
+                    help_label.setObjectName("help")
+                    help_label.setWordWrap(True)
+                    box_layout.addWidget(help_label)
+                box_layout.addWidget(section)
+                if nullable:
+                    box.setCheckable(True)
+                    box.setChecked(raw.get("default") is not None)
+                    box.toggled.connect(self.changed)
+                    section.setEnabled(box.isChecked())
+                    box.toggled.connect(section.setEnabled)
+                error = QLabel()
+                error.setObjectName("fieldError")
+                error.setWordWrap(True)
+                error.hide()
+                box_layout.addWidget(error)
+                box.error_label = error  # type: ignore[attr-defined]
+                section.changed.connect(self.changed)
+                self.children_sections[name] = section
+                self.groups[name] = box
+                groups_layout.addWidget(box)
+                continue
+            row = FieldRow(sub_path, inner, nullable)
+            row.editor.set_value(inner.get("default"))
+            row.editor.changed.connect(self.changed)
+            self.rows[name] = row
+            if inner.get("advanced"):
+                if self.advanced is None:
+                    self.advanced = CollapsibleSection("Advanced")
+                self.advanced.form.addRow(row.label, row.container)
+            else:
+                self.form.addRow(row.label, row.container)
+        if self.advanced is not None:
+            layout.addWidget(self.advanced)
+        layout.addLayout(groups_layout)
+
+    def values(self) -> dict:
+        data: dict[str, Any] = dict(self.constants)
+        for name, row in self.rows.items():
+            data[name] = row.editor.value()
+        for name, section in self.children_sections.items():
+            box = self.groups[name]
+            data[name] = None if box.isCheckable() and not box.isChecked() else section.values()
+        return data
+
+    def set_values(self, data: dict) -> None:
+        for name, value in (data or {}).items():
+            if name in self.rows:
+                self.rows[name].editor.set_value(value)
+            elif name in self.children_sections:
+                box = self.groups[name]
+                if box.isCheckable():
+                    box.setChecked(value is not None)
+                if value is not None:
+                    self.children_sections[name].set_values(value)
+
+    def all_rows(self) -> dict[str, FieldRow]:
+        rows = {row.path: row for row in self.rows.values()}
+        for section in self.children_sections.values():
+            rows.update(section.all_rows())
+        return rows
+
+    def all_groups(self) -> dict[str, QGroupBox]:
+        groups = {f"{self.path}.{n}" if self.path else n: box for n, box in self.groups.items()}
+        for section in self.children_sections.values():
+            groups.update(section.all_groups())
+        return groups
+
+    def all_advanced(self) -> list[CollapsibleSection]:
+        found = [self.advanced] if self.advanced else []
+        for section in self.children_sections.values():
+            found += section.all_advanced()
+        return found
+
+
+class SpecForm(QWidget):
+    """A form for some (or all) top-level properties of a spec's JSON schema.
+
+    `fields` picks the top-level properties this form shows (a wizard step shows one sub-model);
+    constants such as `kind` are kept in `values()` but not shown.
+    """
+
+    changed = Signal()
+
+    def __init__(self, schema: dict, fields: Iterable[str] | None = None, parent=None):
+        super().__init__(parent)
+        self.schema = schema
+        self.section = ObjectSection(schema, schema, "", fields)
+        self.section.changed.connect(self.changed)
+        self.general_error = QLabel()
+        self.general_error.setObjectName("fieldError")
+        self.general_error.setWordWrap(True)
+        self.general_error.hide()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.general_error)
+        layout.addWidget(self.section)
+        layout.addStretch(1)
+
+    @property
+    def fields(self) -> dict[str, FieldRow]:
+        """Every field row by dotted path ("train.batch_size")."""
+        return self.section.all_rows()
+
+    @property
+    def groups(self) -> dict[str, QGroupBox]:
+        """Every sub-model group box by dotted path ("model", "tokenizer.train")."""
+        return self.section.all_groups()
+
+    def advanced_sections(self) -> list[CollapsibleSection]:
+        return self.section.all_advanced()
+
+    def editor(self, path: str) -> FieldEditor:
+        return self.fields[path].editor
+
+    def values(self) -> dict:
+        return self.section.values()
+
+    def set_values(self, data: dict) -> None:
+        self.section.set_values(data)
+
+    def clear_problems(self) -> None:
+        for row in self.fields.values():
+            row.set_error(None)
+        for box in self.groups.values():
+            box.error_label.hide()  # type: ignore[attr-defined]
+        self.general_error.hide()
+
+    def show_problems(self, problems: Iterable[Any]) -> list[Any]:
+        """Show each problem (anything with `.field` and `.message`) at the field its path names.
+
+        A path that names a group (a model-level check) goes under that group; a path below a
+        list item ("data.sources.0") goes to the list. Returns the problems this form showed.
+        """
+        self.clear_problems()
+        rows, groups = self.fields, self.groups
+        shown, general = [], []
+        messages: dict[str, list[str]] = {}
+        for problem in problems:
+            parts = problem.field.split(".") if problem.field else []
+            target = None
+            for n in range(len(parts), 0, -1):
+                candidate = ".".join(parts[:n])
+                if candidate in rows or candidate in groups:
+                    target = candidate
+                    break
+            if target is None:
+                if parts and parts[0] not in self._top_level_names():
+                    continue  # another form's field
+                general.append(f"{problem.field or 'spec'}: {problem.message}")
+            else:
+                messages.setdefault(target, []).append(problem.message)
+            shown.append(problem)
+        for target, texts in messages.items():
+            text = "\n".join(texts)
+            if target in rows:
+                rows[target].set_error(text)
+                self._reveal(rows[target].container)
+            else:
+                label = groups[target].error_label  # type: ignore[attr-defined]
+                label.setText(text)
+                label.show()
+        if general:
+            self.general_error.setText("\n".join(general))
+            self.general_error.show()
+        return shown
+
+    def _top_level_names(self) -> set[str]:
+        return set(self.section.rows) | set(self.section.children_sections) | set(self.section.constants)
+
+    def _reveal(self, widget: QWidget) -> None:
+        # An error inside a collapsed Advanced section opens it, so the message is seen.
+        for section in self.advanced_sections():
+            if section.body.isAncestorOf(widget):
+                section.set_expanded(True)

@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -52,7 +53,8 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # Unique per thread: the heartbeat thread and the training loop both write status.json.
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()

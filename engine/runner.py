@@ -141,7 +141,9 @@ def _install_signal_handlers(ctx: JobContext, finish: Callable[..., None]) -> No
 def _describe_failure(exc: BaseException) -> dict:
     if isinstance(exc, UserError):
         return {"type": exc.type, "message": exc.message, "hint": exc.hint}
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+    text = str(exc).lower()
+    if (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "out of memory" in text or "can't allocate memory" in text):
         e = ResourceError(f"Out of memory: {exc}".strip(": "),
                           "Lower train.batch_size (raise train.gradient_accumulation to keep the effective batch), "
                           "shorten model.context_length, or turn on train.gradient_checkpointing.")

@@ -37,7 +37,7 @@ class TerminalView:
         self.color = color
         self.progress: Event | None = None
         self.latest: dict[str, float] = {}
-        self.run_dir: str | None = None
+        self.artifacts: set[str] = set()
         self._line_open = False
 
     def _c(self, text: str, code: str) -> str:
@@ -66,8 +66,10 @@ class TerminalView:
             filled = int(frac * bar_width)
             bar = "█" * filled + "░" * (bar_width - filled)
             head = f"{p['stage']:<9} {bar} {int(done)}/{int(total)} {p.get('unit', '')} {frac:4.0%}"
-        else:
+        elif done:
             head = f"{p['stage']:<9} {int(done)} {p.get('unit', '')}"
+        else:
+            head = f"{p['stage']:<9} …"
         head += f"  ETA {format_duration(p.get('eta_s'))}"
         shown = [("loss", "loss"), ("lr", "lr"), ("grad_norm", "gnorm"), ("tokens_per_s", "tok/s")]
         metrics = "  ".join(f"{label} {_number(self.latest[k])}" for k, label in shown if k in self.latest)
@@ -95,12 +97,15 @@ class TerminalView:
                 self._print(self._c(f"  eval @ step {event.get('step')}: {shown}", "36"))
             else:
                 self.latest.update({k: v for k, v in values.items() if v is not None})
+                if self.progress and self.progress.get("stage") == "train":
+                    self.progress = dict(self.progress, done=max(self.progress["done"], event.get("step", 0)))
                 self._clear_line()
                 self._redraw()
         elif kind == "sample":
             text = textwrap.shorten(event.get("text", "").replace("\n", " ⏎ "), 160)
             self._print(f"  sample @ step {event.get('step')}: {self._c(repr(event.get('prompt')), '33')} → {text}")
         elif kind == "artifact":
+            self.artifacts.add(event.get("path"))
             self._print(f"  {event.get('kind')}: {event.get('path')}")
         elif kind == "log":
             level = event.get("level", "info")
@@ -121,5 +126,5 @@ class TerminalView:
             self._print(self._c(f"  error: {error.get('message')}", "31"))
             if error.get("hint"):
                 self._print(f"  what to do: {error['hint']}")
-        if summary.get("model"):
+        if summary.get("model") and summary["model"] not in self.artifacts:
             self._print(self._c(f"  model: {summary['model']}", "1"))

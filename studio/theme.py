@@ -79,10 +79,15 @@ def _stylesheet(t: Theme) -> str:
     QGroupBox {{ border: 1px solid {t.border}; border-radius: 8px; margin-top: 14px; padding: 14px 12px 10px 12px;
                  background: {t.base}; }}
     QGroupBox::title {{ subcontrol-origin: margin; left: 12px; padding: 0 4px; font-weight: 600; color: {t.text}; }}
-    QLineEdit, QSpinBox, QDoubleSpinBox, QComboBox, QPlainTextEdit, QTextEdit, QListWidget, QTreeWidget,
-    QTableWidget {{ border: 1px solid {t.border}; border-radius: 5px; padding: 3px 6px; background: {t.base}; }}
-    QLineEdit:focus, QSpinBox:focus, QDoubleSpinBox:focus, QComboBox:focus, QPlainTextEdit:focus
-        {{ border: 1px solid {t.accent}; }}
+    QLineEdit, QPlainTextEdit, QTextEdit, QListWidget, QTreeWidget, QTableWidget
+        {{ border: 1px solid {t.border}; border-radius: 5px; padding: 3px 6px; background: {t.base}; }}
+    QLineEdit:focus, QPlainTextEdit:focus {{ border: 1px solid {t.accent}; }}
+    QSpinBox, QDoubleSpinBox, QComboBox {{ min-height: 22px; }}
+    QCheckBox::indicator, QGroupBox::indicator {{ width: 14px; height: 14px; border: 1px solid {t.muted};
+                                                 border-radius: 3px; background: {t.base}; }}
+    QCheckBox::indicator:checked, QGroupBox::indicator:checked {{ background: {t.accent}; border-color: {t.accent};
+                                                                 image: url(:/qt-project.org/styles/commonstyle/images/standardbutton-apply-16.png); }}
+    QCheckBox::indicator:disabled, QGroupBox::indicator:disabled {{ background: {t.alt_base}; }}
     QPushButton {{ border: 1px solid {t.border}; border-radius: 6px; padding: 5px 14px; background: {t.button}; }}
     QPushButton:hover {{ border-color: {t.accent}; }}
     QPushButton:disabled {{ color: {t.muted}; }}

@@ -21,7 +21,7 @@ from typing import Iterator
 
 SOURCE_NAME = "builtin:python-docs"
 MIN_CHARS = 40  # shorter docstrings ("Return self.") are noise, not prose
-_FORMAT_VERSION = 1  # bump when the extraction rules change, to invalidate old caches
+_FORMAT_VERSION = 2  # bump when the extraction rules change, to invalidate old caches
 
 # Folders that are not part of the library proper: tests repeat docstrings of the code they test
 # and are full of fixtures; site-packages is third-party code.
@@ -96,7 +96,7 @@ def _stdlib_docstrings(stdlib: Path) -> Iterator[dict]:
             doc = ast.get_docstring(node, clean=False)
             if not doc:
                 continue
-            text = inspect.cleandoc(doc)
+            text = inspect.cleandoc(doc).strip()
             if len(text) >= MIN_CHARS:
                 yield {"text": text, "source": f"{module}:{qualname}" if qualname else module}
 

@@ -17,9 +17,10 @@ from engine.data.packing import pack_for_causal_lm, pack_for_masked_lm
 from engine.data.sources import load_documents
 from engine.data.tokenizer_training import load_tokenizer, train_tokenizer
 from engine.errors import DataError
-from engine.devices import Placement, resolve
+from engine.devices import Placement, check_fits, resolve
 from engine.rundir import atomic_directory
 from engine.runner import JobContext
+from engine.sizing import training_memory
 from engine.specs import PretrainSpec, spec_to_yaml
 from engine.training.events_callback import EventsCallback
 from engine.training.models import build_model
@@ -39,6 +40,10 @@ def run(ctx: JobContext) -> dict:
     ctx.check_cancelled()
     train_blocks, eval_blocks = pack_blocks(ctx, documents, tokenizer)
     ctx.check_cancelled()
+    estimate = training_memory(spec.model, len(tokenizer), spec.train.batch_size,
+                               mixed_precision=placement.precision != "fp32",
+                               gradient_checkpointing=spec.train.gradient_checkpointing)
+    check_fits(estimate.training_bytes, placement, f"a {estimate.parameters / 1e6:,.1f}M-parameter model")
     model = build_model(spec.model, tokenizer)
     parameters = model.num_parameters()
     ctx.events.log("info", f"Model: {spec.model.architecture}, {parameters / 1e6:.2f}M parameters, "
@@ -51,7 +56,7 @@ def run(ctx: JobContext) -> dict:
 
     final = {"step": trainer.state.global_step, "parameters": parameters, "train_loss": _last_train_loss(trainer)}
     if eval_blocks is not None:
-        eval_loss = trainer.evaluate()["eval_loss"]  # the callback emits the eval metric event
+        eval_loss = _final_eval_loss(trainer)
         final.update(eval_loss=eval_loss, eval_perplexity=float(torch.exp(torch.tensor(eval_loss))))
     final["model"] = save_final_model(ctx, trainer, tokenizer, final)
     return final
@@ -176,13 +181,22 @@ def _sampler(tokenizer, prompts: list[str], max_new_tokens: int):
                 inputs["input_ids"] = torch.cat([bos, inputs["input_ids"]], dim=1)
                 inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
             output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                    repetition_penalty=1.3, pad_token_id=tokenizer.pad_token_id)
+                                    repetition_penalty=1.3, no_repeat_ngram_size=3,
+                                    pad_token_id=tokenizer.pad_token_id)
             text = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
             results.append((prompt, text))
         model.train(was_training)
         return results
 
     return sample
+
+
+def _final_eval_loss(trainer: Trainer) -> float:
+    """The eval loss at the last step: reuse the evaluation the schedule just ran, if any."""
+    for entry in reversed(trainer.state.log_history):
+        if "eval_loss" in entry and entry.get("step") == trainer.state.global_step:
+            return entry["eval_loss"]
+    return trainer.evaluate()["eval_loss"]  # the callback emits the eval metric event
 
 
 def _last_train_loss(trainer: Trainer) -> float | None:

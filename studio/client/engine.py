@@ -73,7 +73,7 @@ class _EngineProcess(QObject):
         self.process.readyReadStandardError.connect(self._read_stderr)
         self.process.finished.connect(self._process_finished)
         self.process.errorOccurred.connect(self._process_error)
-        QTimer.singleShot(0, self._start)
+        QTimer.singleShot(0, self, self._start)
 
     @property
     def command_line(self) -> list[str]:
@@ -82,6 +82,11 @@ class _EngineProcess(QObject):
     @property
     def running(self) -> bool:
         return self.exit is None
+
+    @property
+    def stopped(self) -> bool:
+        """Whether `stop()` was called (its end is then not a failure)."""
+        return self._cancelled
 
     def _start(self) -> None:
         if not self._cancelled:
@@ -92,7 +97,7 @@ class _EngineProcess(QObject):
         self._cancelled = True
         if self.process.state() != QProcess.ProcessState.NotRunning:
             self.process.terminate()
-            QTimer.singleShot(3000, self._kill_if_running)
+            QTimer.singleShot(3000, self, self._kill_if_running)
         elif self.exit is None:
             self._finish(ProcessExit(-1, True, "stopped before it started"))
 
@@ -327,15 +332,26 @@ class LocalEngine(QObject):
         return handle
 
     def _release(self, handle: _EngineProcess) -> None:
-        self._live.discard(handle)
-        handle.deleteLater()
+        # Outside the signal that ended it: hand the handle to Python's ownership, so it is freed
+        # once its caller lets go (deleteLater on a Python-owned wrapper crashes PySide).
+        def drop() -> None:
+            self._live.discard(handle)
+            handle.setParent(None)
+        QTimer.singleShot(0, self, drop)
 
-    def stop_all(self) -> None:
+    def stop_all(self, wait_ms: int = 0) -> None:
         """Stop every process this engine started from the GUI (attach readers, pending commands).
 
-        Detached runs are separate sessions and keep going."""
+        Detached runs are separate sessions and keep going. `wait_ms` > 0 waits that long for each
+        to end (only when quitting: it blocks)."""
         for handle in list(self._live):
             handle.stop()
+        if wait_ms > 0:
+            for handle in list(self._live):
+                if handle.process.state() != QProcess.ProcessState.NotRunning and \
+                        not handle.process.waitForFinished(wait_ms):
+                    handle.process.kill()
+                    handle.process.waitForFinished(wait_ms)
 
     # --------------------------------------------------- the run directories (local files only)
     def run_directory(self, run_id: str) -> RunDirectory | None:

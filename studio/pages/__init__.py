@@ -1,0 +1,1 @@
+"""Sidebar pages, one module per workflow (pretrain, runs, ...)."""

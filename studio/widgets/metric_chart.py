@@ -17,7 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from studio import theme
 
@@ -125,15 +125,17 @@ class MetricChart(QWidget):
         self._raw: dict[str, pg.PlotDataItem] = {}
         self._smooth: dict[str, pg.PlotDataItem] = {}
         self._overlays: dict[str, list[tuple[pg.PlotDataItem, SeriesBuffer, float]]] = {}
+        self._colours: dict[str, str] = {}
 
         t = theme.current()
-        self.title_label = QLabel(self.title)
-        self.title_label.setStyleSheet("font-weight: 600;")
+        self.title_label = QLabel(f"<b>{self.title}</b>")
+        self.title_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.readout = QLabel("")
         self.readout.setObjectName("help")
         self.readout.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         self.plot = pg.PlotWidget(background=t.chart_bg)
         self.plot.setMinimumHeight(150)
+        self.plot.setMinimumWidth(180)
         item = self.plot.getPlotItem()
         item.showGrid(x=True, y=True, alpha=0.15)
         item.setClipToView(True)
@@ -153,8 +155,7 @@ class MetricChart(QWidget):
 
         head = QHBoxLayout()
         head.setContentsMargins(4, 0, 4, 0)
-        head.addWidget(self.title_label)
-        head.addStretch(1)
+        head.addWidget(self.title_label, 1)
         head.addWidget(self.readout)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -213,10 +214,12 @@ class MetricChart(QWidget):
             items.append((curve, buf, t0))
         self._overlays[run_id] = items
         self._redraw_overlays()
+        self._update_legend()
 
     def remove_overlay(self, run_id: str) -> None:
         for curve, _, _ in self._overlays.pop(run_id, []):
             self.plot.removeItem(curve)
+        self._update_legend()
 
     # ---------------------------------------------------------------------------- settings
     def set_smoothing(self, weight: float) -> None:
@@ -248,6 +251,7 @@ class MetricChart(QWidget):
         t = theme.current()
         colour = t.series[0] if split == "train" else t.series[1] if split == "eval" else t.series[
             (len(self._raw) + 2) % len(t.series)]
+        self._colours[split] = colour
         raw = pg.PlotDataItem(name=split, pen=pg.mkPen(_dim(colour, 70), width=1), connect="finite")
         smooth = pg.PlotDataItem(name=f"{split} (smoothed)", pen=pg.mkPen(colour, width=2), connect="finite")
         self.plot.addItem(raw)
@@ -279,8 +283,18 @@ class MetricChart(QWidget):
                     smooth.setSymbolSize(6)
                     smooth.setSymbolBrush(smooth.opts["pen"].color())
                     smooth.setSymbolPen(None)
+        self._update_legend()
         self._dirty.clear()
         return True
+
+    def _update_legend(self) -> None:
+        """The title doubles as the legend: each split's name in its curve colour."""
+        keys = [f"<span style='color:{self._colours[s]}'>━ {s}</span>" for s in self.buffers if self.buffers[s].n]
+        if self._overlays:
+            keys.append(f"<span style='color:{theme.current().muted}'>┅ other</span>")
+        text = f"<b>{self.title}</b>&nbsp;&nbsp;&nbsp;" + "&nbsp;&nbsp;".join(keys)
+        if text != self.title_label.text():
+            self.title_label.setText(text)
 
     def _redraw_overlays(self) -> None:
         for items in self._overlays.values():

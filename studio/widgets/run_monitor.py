@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
 )
 
 from engine.rundir import ACTIVE_STATES
-from studio import theme
 from studio.widgets import formatting
 from studio.widgets.artifacts_view import ArtifactsView
 from studio.widgets.log_view import LogView
@@ -80,7 +79,7 @@ class RunMonitor(QWidget):
         self.eta_label.setObjectName("subtitle")
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
-        self.progress.setFixedWidth(180)
+        self.progress.setFixedWidth(160)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Cancel gracefully: the engine saves a checkpoint, then stops.")
         self.stop_button.clicked.connect(self.stop)
@@ -117,13 +116,11 @@ class RunMonitor(QWidget):
         self.log_check = QCheckBox("Log scale")
         self.log_check.toggled.connect(self.set_log_y)
         self.overlay_box = QComboBox()
-        self.overlay_box.setMinimumWidth(220)
+        self.overlay_box.setMinimumWidth(170)
+        self.overlay_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.overlay_box.setMinimumContentsLength(18)
         self.overlay_box.setToolTip("Draw an earlier run's curves, dimmed, behind this run's.")
         self.overlay_box.activated.connect(self._on_overlay_chosen)
-        t = theme.current()
-        legend = QLabel(f"<span style='color:{t.series[0]}'>━</span> train &nbsp; "
-                        f"<span style='color:{t.series[1]}'>━</span> eval &nbsp; "
-                        f"<span style='color:{t.muted}'>┅</span> overlay")
         controls = QHBoxLayout()
         controls.setSpacing(10)
         controls.addWidget(QLabel("Smoothing"))
@@ -137,7 +134,6 @@ class RunMonitor(QWidget):
         controls.addWidget(QLabel("Compare with"))
         controls.addWidget(self.overlay_box)
         controls.addStretch(1)
-        controls.addWidget(legend)
 
         # Charts: the fixed panels, then one panel per other metric name as it appears.
         self.chart_grid = QGridLayout()
@@ -150,6 +146,7 @@ class RunMonitor(QWidget):
         charts_body.setLayout(self.chart_grid)
         charts_scroll = QScrollArea()
         charts_scroll.setWidgetResizable(True)
+        charts_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         charts_scroll.setWidget(charts_body)
         charts_page = QWidget()
         charts_layout = QVBoxLayout(charts_page)
@@ -201,7 +198,7 @@ class RunMonitor(QWidget):
             row, col = divmod(index - 2, 3)
             self.chart_grid.addWidget(chart, row + 1, col)
         for r in range(self.chart_grid.rowCount()):
-            self.chart_grid.setRowMinimumHeight(r, 230)
+            self.chart_grid.setRowMinimumHeight(r, 215)
         chart.set_smoothing(self.smoothing_slider.value() / 100)
         chart.set_x_mode(self.x_axis_box.currentData())
         chart.set_log_y(self.log_check.isChecked())
@@ -261,6 +258,7 @@ class RunMonitor(QWidget):
         self._route_events([e for e in stored if e.get("seq", -1) <= self.last_seq] if self.last_seq >= 0 else stored)
         self._fill_overlay_box()
         self.redraw()
+        self._update_header()
 
     def _fill_overlay_box(self) -> None:
         self.overlay_box.clear()

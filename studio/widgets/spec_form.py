@@ -214,7 +214,7 @@ class StringEditor(FieldEditor):
     def __init__(self, schema: dict, nullable: bool, parent=None):
         super().__init__(schema, nullable, parent)
         self.line = QLineEdit()
-        self.line.setMinimumWidth(260)
+        self.line.setMinimumWidth(200)
         if nullable:
             self.line.setPlaceholderText("empty")
         if "maxLength" in schema:
@@ -238,8 +238,8 @@ class StringListEditor(FieldEditor):
         self.list = QListWidget()
         self.list.setEditTriggers(QAbstractItemView.DoubleClicked | QAbstractItemView.EditKeyPressed
                                   | QAbstractItemView.SelectedClicked)
-        self.list.setMinimumWidth(260)
-        self.list.setMaximumHeight(96)
+        self.list.setMinimumWidth(200)
+        self.list.setMaximumHeight(84)
         self.list.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
         self.list.itemChanged.connect(self.changed)
         self.list.model().rowsRemoved.connect(self.changed)

@@ -53,9 +53,11 @@ class Engine:
         return subprocess.run(self.command(*args), capture_output=True, text=True, timeout=timeout,
                               cwd=ROOT, env=self.env)
 
-    def popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=ROOT, env=self.env)
+    def popen(self, *args: str, capture: bool = True) -> subprocess.Popen:
+        """Start the engine; with capture=False its output is discarded (a pipe nobody reads would
+        fill up and block the engine)."""
+        out = subprocess.PIPE if capture else subprocess.DEVNULL
+        return subprocess.Popen(self.command(*args), stdout=out, stderr=out, text=True, cwd=ROOT, env=self.env)
 
     def write_spec(self, spec: dict, name: str = "spec.yaml") -> Path:
         path = self.workspace / name

@@ -1,0 +1,272 @@
+"""The main window: a sidebar of workflows, the page of the chosen one, and the jobs dock.
+
+It only composes: the store (`<workspace>/store.db`), the local engine and the run tracker are made
+here (or passed in by tests) and handed to the pages, which talk through signals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QPushButton, QStackedWidget,
+    QVBoxLayout, QWidget,
+)
+
+from studio.pages.upcoming import WORKFLOWS, UpcomingPage
+
+# Sidebar order; Ctrl+1..8 follow it.
+PAGES: tuple[tuple[str, str], ...] = (
+    ("data", "Data"),
+    ("tokenizer", "Tokenizer"),
+    ("pretrain", "Pretrain"),
+    ("finetune", "Fine-tune"),
+    ("label", "Label"),
+    ("rlhf", "Reward & PPO"),
+    ("playground", "Playground"),
+    ("runs", "Runs"),
+)
+PAGE_KEYS = tuple(key for key, _ in PAGES)
+
+
+def default_store(workspace: Path):
+    from studio.store import Store
+
+    return Store(Path(workspace) / "store.db")
+
+
+def default_tracker(store: Any, workspace: Path):
+    from studio.client.engine import LocalEngine
+    from studio.run_tracker import RunTracker
+
+    return RunTracker(store, LocalEngine(workspace=workspace))
+
+
+class MonitorPage(QWidget):
+    """The run monitor for a run opened from the Runs page or the jobs dock (built on first use)."""
+
+    back = Signal()
+
+    def __init__(self, store: Any, tracker: Any, parent: QWidget | None = None):
+        super().__init__(parent)
+        from studio.widgets.run_monitor import RunMonitor  # pyqtgraph loads here, not at start-up
+
+        self.monitor = RunMonitor(store, tracker)
+        self.back_button = QPushButton("← All runs")
+        self.back_button.clicked.connect(self.back)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(16, 10, 16, 0)
+        bar.addWidget(self.back_button)
+        bar.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(bar)
+        layout.addWidget(self.monitor, 1)
+
+
+class MainWindow(QMainWindow):
+    """Public for tests: `sidebar`, `stack`, `page(key)` (builds it on first use), `pages` (those
+    built so far), `jobs_dock`, `store`, `tracker`, `show_page(key)`, `current_page_key()`,
+    `open_run(run_id)`, `monitor_page` (None until a run is opened)."""
+
+    def __init__(self, workspace: Path | str, store: Any = None, tracker: Any = None,
+                 reattach: bool = True, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.workspace = Path(workspace).expanduser()
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.store = store if store is not None else default_store(self.workspace)
+        self.tracker = tracker if tracker is not None else default_tracker(self.store, self.workspace)
+        self.pages: dict[str, QWidget] = {}
+        self._holders: dict[str, QWidget] = {}
+        self.monitor_page: MonitorPage | None = None
+        self.setWindowTitle(f"Atelier — {self.workspace}")
+        self.resize(1280, 800)
+        self.setMinimumSize(QSize(960, 600))
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(200)
+        self.sidebar.setIconSize(QSize(18, 18))
+        self.sidebar.setFocusPolicy(Qt.NoFocus)
+        self.stack = QStackedWidget()
+        for i, (key, title) in enumerate(PAGES):
+            item = QListWidgetItem(title)
+            item.setData(Qt.UserRole, key)
+            item.setToolTip(f"{title}  (Ctrl+{i + 1})")
+            item.setSizeHint(QSize(180, 40))
+            self.sidebar.addItem(item)
+            # Pages are built the first time they are shown: start-up builds only the first one.
+            holder = QWidget()
+            holder_layout = QVBoxLayout(holder)
+            holder_layout.setContentsMargins(0, 0, 0, 0)
+            self._holders[key] = holder
+            self.stack.addWidget(holder)
+        self.sidebar.currentRowChanged.connect(self._on_sidebar_row)
+        self._paint_icons()
+
+        brand = QLabel("Atelier")
+        brand.setStyleSheet("font-size: 15pt; font-weight: 700; padding: 14px 16px 6px 16px;")
+        side = QWidget()
+        side.setObjectName("sideColumn")
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.setSpacing(0)
+        side_layout.addWidget(brand)
+        side_layout.addWidget(self.sidebar, 1)
+        central = QWidget()
+        central_layout = QHBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.setSpacing(0)
+        central_layout.addWidget(side)
+        central_layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        from studio.widgets.jobs_dock import JobsDock
+
+        self.jobs_dock = JobsDock(self.store, self.tracker, self)
+        self.jobs_dock.open_run.connect(self.open_run)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.jobs_dock)
+        self.resizeDocks([self.jobs_dock], [240], Qt.Horizontal)
+
+        self._build_menu()
+        self.statusBar().showMessage(f"Workspace {self.workspace}  ·  engine: local")
+
+        if self.tracker is not None and hasattr(self.tracker, "run_error"):
+            self.tracker.run_error.connect(lambda run_id, message: self.statusBar().showMessage(
+                f"{run_id}: {message.splitlines()[0] if message else ''}", 15000))
+        self.show_page("pretrain")
+        if reattach and self.tracker is not None and hasattr(self.tracker, "reattach_active"):
+            # After the first paint: catching up reads events files and starts attach processes.
+            QTimer.singleShot(0, self._reattach)
+
+    def page(self, key: str) -> QWidget:
+        """The page widget of a sidebar entry, built on first use."""
+        if key not in self.pages:
+            page = self._make_page(key)
+            self.pages[key] = page
+            self._holders[key].layout().addWidget(page)
+        return self.pages[key]
+
+    def _make_page(self, key: str) -> QWidget:
+        if key == "pretrain":
+            from studio.pages.pretrain import PretrainPage
+
+            return PretrainPage(self.store, self.tracker, self.workspace)
+        if key == "runs":
+            from studio.pages.runs import RunsPage
+
+            runs = RunsPage(self.store, self.tracker)
+            runs.open_run.connect(self.open_run)
+            runs.compare_runs.connect(self.compare_runs)
+            return runs
+        return UpcomingPage(WORKFLOWS[key], kinds=self._kinds())
+
+    @staticmethod
+    def _kinds() -> list[str]:
+        from engine.specs import SPEC_MODELS
+
+        return list(SPEC_MODELS)
+
+    def _build_menu(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        quit_action.setShortcutContext(Qt.ApplicationShortcut)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        self.quit_action = quit_action
+        self.addAction(quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction(self.jobs_dock.toggleViewAction())
+        for name in ("light", "dark"):
+            action = QAction(f"{name.capitalize()} theme", self)
+            action.triggered.connect(lambda _=False, n=name: self.set_theme(n))
+            view_menu.addAction(action)
+        go_menu = self.menuBar().addMenu("&Go")
+        for i, (key, title) in enumerate(PAGES):
+            action = QAction(title, self)
+            action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            action.triggered.connect(lambda _=False, k=key: self.show_page(k))
+            go_menu.addAction(action)
+            self.addAction(action)
+
+    def set_theme(self, name: str) -> None:
+        from studio import theme
+
+        theme.apply(QApplication.instance(), name)
+        self._paint_icons()
+
+    def _paint_icons(self) -> None:
+        from studio import theme
+        from studio.widgets.icons import workflow_icon
+
+        t = theme.current()
+        for row, (key, _) in enumerate(PAGES):
+            self.sidebar.item(row).setIcon(workflow_icon(key, t.sidebar_text, t.accent_text))
+
+    # -------------------------------------------------------------------------------- pages
+    def show_page(self, key: str) -> None:
+        index = PAGE_KEYS.index(key)
+        if self.sidebar.currentRow() != index:
+            self.sidebar.setCurrentRow(index)  # calls back into _on_sidebar_row
+        else:
+            self.page(key)
+            self.stack.setCurrentWidget(self._holders[key])
+
+    def current_page_key(self) -> str | None:
+        widget = self.stack.currentWidget()
+        if widget is self.monitor_page:
+            return "monitor"
+        return next((k for k, holder in self._holders.items() if holder is widget), None)
+
+    def _on_sidebar_row(self, row: int) -> None:
+        if 0 <= row < len(PAGES):
+            key = PAGE_KEYS[row]
+            self.page(key)
+            self.stack.setCurrentWidget(self._holders[key])
+
+    def _ensure_monitor_page(self) -> MonitorPage:
+        if self.monitor_page is None:
+            self.monitor_page = MonitorPage(self.store, self.tracker)
+            self.monitor_page.back.connect(lambda: self.show_page("runs"))
+            self.stack.addWidget(self.monitor_page)
+        return self.monitor_page
+
+    def open_run(self, run_id: str) -> None:
+        """Show a run's monitor: history from the store, then live events."""
+        page = self._ensure_monitor_page()
+        page.monitor.clear_overlays()
+        page.monitor.load(run_id)
+        with_signals_blocked(self.sidebar, lambda: self.sidebar.setCurrentRow(PAGE_KEYS.index("runs")))
+        self.stack.setCurrentWidget(page)
+
+    def compare_runs(self, run_ids: list) -> None:
+        """Open the first run and draw the others dimmed behind it."""
+        if not run_ids:
+            return
+        self.open_run(run_ids[0])
+        for other in run_ids[1:]:
+            self.monitor_page.monitor.add_overlay(other)
+
+    def _reattach(self) -> None:
+        try:
+            self.tracker.reattach_active()
+        finally:
+            self.jobs_dock.reload()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.tracker is not None and hasattr(self.tracker, "shutdown"):
+            self.tracker.shutdown()  # runs keep going; reopening the studio re-attaches
+        super().closeEvent(event)
+
+
+def with_signals_blocked(widget: QWidget, action: Callable[[], None]) -> None:
+    blocked = widget.blockSignals(True)
+    try:
+        action()
+    finally:
+        widget.blockSignals(blocked)

@@ -1,0 +1,121 @@
+"""Honest pages for the workflows that arrive with later releases.
+
+Each says what the workflow will do and what the engine can already do from the command line;
+none has controls that would do nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import QFrame, QGroupBox, QLabel, QVBoxLayout, QWidget
+
+
+@dataclass(frozen=True)
+class UpcomingWorkflow:
+    key: str
+    title: str
+    summary: str
+    steps: tuple[str, ...]
+
+
+WORKFLOWS: dict[str, UpcomingWorkflow] = {w.key: w for w in (
+    UpcomingWorkflow(
+        "data", "Data",
+        "Clean a corpus before training: normalise text, filter by language and quality, remove personal "
+        "information and near-duplicates, and see a report of what was dropped and why.",
+        ("Pick sources (files, folders, a hub dataset) with a live preview",
+         "Choose filters: length, language, repetition, PII scrubbing, MinHash near-duplicate removal",
+         "Review the cleaning report, then save a dataset (Parquet/JSONL) that the other workflows use")),
+    UpcomingWorkflow(
+        "tokenizer", "Tokenizer",
+        "Train a tokenizer on its own (byte-level BPE, BPE, Unigram or WordPiece), inspect its vocabulary and "
+        "see how it splits your text.",
+        ("Pick a corpus and an algorithm", "Set the vocabulary size and special tokens",
+         "Inspect the tokens and the compression of sample text, then save a tokenizer folder")),
+    UpcomingWorkflow(
+        "finetune", "Fine-tune",
+        "Fine-tune a pretrained or hub model on instructions or chats: full fine-tuning, LoRA, QLoRA and the "
+        "other PEFT methods, on one GPU or several.",
+        ("Pick a base model and a dataset with a chat template preview",
+         "Choose the method (full, LoRA, QLoRA…) with memory estimates",
+         "Train with live charts and samples, then merge or keep the adapter")),
+    UpcomingWorkflow(
+        "label", "Label",
+        "Label human preferences: compare two answers to a prompt, pick the better one, and build the "
+        "preference dataset for reward models and DPO. One transaction per label: a crash loses none.",
+        ("Generate candidate answers from one or two models",
+         "Label pairs here or share a labeling page in the browser",
+         "Export the labels as a preference dataset")),
+    UpcomingWorkflow(
+        "rlhf", "Reward & PPO",
+        "Train a reward model on preferences, then improve a policy with PPO, or skip the reward model with "
+        "DPO or GRPO; the demo tasks have checkable answers so you can see that it learned.",
+        ("Train and evaluate a reward model", "Run PPO, DPO or GRPO against it",
+         "Compare the policy before and after on held-out prompts")),
+    UpcomingWorkflow(
+        "playground", "Playground",
+        "Chat with and compare checkpoints side by side: the same prompt to several models, with sampling "
+        "settings, token probabilities and saved sessions.",
+        ("Load checkpoints or hub models into a local inference server",
+         "Send prompts to several models at once and compare the answers",
+         "Save sessions and turn good answers into fine-tuning data")),
+)}
+
+CLI_TODAY = (
+    "studio-engine run spec.yaml        # run a job (kinds today: pretrain)\n"
+    "studio-engine schema pretrain      # every parameter, as JSON schema\n"
+    "studio-engine list                 # runs in the workspace\n"
+    "studio-engine attach RUN           # follow a run's events\n"
+    "studio-engine cancel RUN | resume RUN"
+)
+
+
+class UpcomingPage(QWidget):
+    """What a workflow will do, and that it arrives with a later release."""
+
+    def __init__(self, workflow: UpcomingWorkflow, kinds: list[str] | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.workflow = workflow
+        title = QLabel(workflow.title)
+        title.setObjectName("pageTitle")
+        badge = QLabel("Arrives with a later release")
+        badge.setObjectName("badge")
+        summary = QLabel(workflow.summary)
+        summary.setWordWrap(True)
+        summary.setMaximumWidth(760)
+        plan = QGroupBox("What this workflow will do")
+        plan_layout = QVBoxLayout(plan)
+        plan_layout.setSpacing(6)
+        for i, step in enumerate(workflow.steps, 1):
+            label = QLabel(f"{i}.  {step}")
+            label.setWordWrap(True)
+            plan_layout.addWidget(label)
+        today = QGroupBox("Available today")
+        today_layout = QVBoxLayout(today)
+        kinds_text = ", ".join(kinds or ["pretrain"])
+        intro = QLabel(f"The engine runs these job kinds now: <b>{kinds_text}</b>. The Pretrain page builds and "
+                       "launches them; the command line does the same:")
+        intro.setWordWrap(True)
+        cli = QLabel(CLI_TODAY)
+        cli.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))
+        cli.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        today_layout.addWidget(intro)
+        today_layout.addWidget(cli)
+        for box in (plan, today):
+            box.setMaximumWidth(760)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(32, 24, 32, 24)
+        layout.setSpacing(14)
+        layout.addWidget(title)
+        layout.addWidget(badge, 0, Qt.AlignLeft)
+        layout.addWidget(summary)
+        layout.addSpacing(4)
+        layout.addWidget(plan)
+        layout.addWidget(today)
+        layout.addStretch(1)
+        line = QFrame()
+        line.setFrameShape(QFrame.NoFrame)
+        layout.addWidget(line)

@@ -1,0 +1,190 @@
+"""`studio --screenshot DIR`: every page rendered offscreen to PNGs, in both themes, with a demo run.
+
+The demo run replays `resources/demo/events.jsonl` (recorded from a real run) when it exists; only
+when it is missing does it fall back to `synthetic_demo_events`, a made-up stream with a falling
+loss, so the screenshots never depend on a GPU or a training run. Everything goes into a temporary
+workspace: the user's own workspace and store are never touched.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QEventLoop
+from PySide6.QtWidgets import QApplication
+
+from engine.protocol import PROTOCOL_VERSION, read_events
+from engine.specs import PretrainSpec
+
+SIZE = (1280, 800)
+RECORDED_EVENTS = Path(__file__).resolve().parent.parent / "resources" / "demo" / "events.jsonl"
+
+
+def synthetic_demo_events(name: str = "demo-tiny", steps: int = 2000, upto: int | None = None, seed: int = 0,
+                          loss_floor: float = 2.05, start_time: float | None = None) -> list[dict]:
+    """A made-up but realistic event stream of a small pretraining run (NOT from a real run).
+
+    Loss falls from ~10 towards `loss_floor` with noise, the learning rate warms up then follows a
+    cosine, eval runs every 200 steps, samples get less garbled as training goes on. `upto` stops
+    the stream early without a `finished` event (a run still in progress).
+    """
+    rng = random.Random(seed)
+    t0 = start_time or time.time() - 3600
+    seconds_per_step = 0.45
+    spec = PretrainSpec(name=name).model_dump(mode="json")
+    spec["train"]["max_steps"] = steps
+    events: list[dict] = []
+
+    def emit(type_: str, t: float, **fields) -> None:
+        events.append({"v": PROTOCOL_VERSION, "seq": len(events), "t": round(t, 3), "type": type_, **fields})
+
+    emit("started", t0, run_id=name, spec=spec, host="workstation", pid=4242, engine_version="0.1.0",
+         devices=[{"type": "cuda", "name": "NVIDIA RTX 4090", "memory_gib": 24}], resumed_from_step=None)
+    emit("log", t0 + 0.5, level="info", message="Reading builtin:python-docs: 24,183 documents (1.31 MB)")
+    emit("log", t0 + 1.0, level="info", message="Training a byte-bpe tokenizer with 8,192 tokens")
+    emit("artifact", t0 + 6.0, kind="tokenizer", path="output/tokenizer", meta={"vocab_size": 8192})
+    emit("log", t0 + 6.5, level="info", message="Model: llama, 4 layers, hidden 256 — 4.2M parameters")
+    emit("log", t0 + 7.0, level="debug", message="Packing 24,183 documents into 1,512 sequences of 256 tokens")
+    samples = ["The the the of the the", "The function returns the the value of a", "The default value is None.",
+               "The list of arguments is passed to the function.",
+               "The object is returned if the value is not found in the mapping."]
+    last = steps if upto is None else upto
+    start = t0 + 8.0
+    for step in range(10, last + 1, 10):
+        t = start + step * seconds_per_step * (1 + 0.05 * rng.random())
+        progress = min(step / 1500, 1.0)
+        loss = loss_floor + 7.2 * math.exp(-step / 260) + 0.9 * math.exp(-step / 1400) + rng.gauss(0, 0.06)
+        warmup = 100
+        lr = 3e-4 * step / warmup if step < warmup else \
+            3e-4 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
+        grad = 0.35 + 2.4 * math.exp(-step / 180) + abs(rng.gauss(0, 0.08))
+        emit("metric", t, step=step, split="train",
+             values={"loss": round(loss, 4), "lr": lr, "grad_norm": round(grad, 4),
+                     "tokens_per_s": round(36000 + 1500 * progress + rng.gauss(0, 900), 1),
+                     "memory_gib": round(3.1 + 0.02 * rng.random(), 3)})
+        eta = (steps - step) * seconds_per_step
+        emit("progress", t, stage="train", done=step, total=steps, unit="step", eta_s=round(eta, 1))
+        if step % 200 == 0:
+            eval_loss = loss_floor + 0.12 + 7.2 * math.exp(-step / 260) + 0.95 * math.exp(-step / 1400)
+            emit("metric", t + 1, step=step, split="eval",
+                 values={"loss": round(eval_loss, 4), "perplexity": round(math.exp(eval_loss), 2)})
+        if step % 400 == 0:
+            emit("sample", t + 1.5, step=step, prompt="The ", text=samples[min(step // 400 - 1, len(samples) - 1)])
+        if step % 500 == 0:
+            emit("artifact", t + 2, kind="checkpoint", path=f"checkpoints/step-{step}", meta={"step": step})
+            emit("log", t + 2, level="info", message=f"Saved checkpoint step-{step}")
+        if step == 700:
+            emit("log", t, level="warning", message="Gradient norm above 1.0 for 3 logs in a row; clipping at 1.0")
+        if step % 50 == 0:
+            emit("heartbeat", t)
+    if upto is None:
+        t = start + steps * seconds_per_step * 1.03
+        emit("artifact", t, kind="model", path="output/model", meta={"format": "safetensors"})
+        emit("log", t, level="info", message="Training finished; model saved to output/model")
+        emit("finished", t + 1, status="completed",
+             summary={"final_loss": round(loss, 4), "steps": steps, "duration_s": round(t - t0, 1)})
+    return events
+
+
+def demo_events() -> tuple[list[dict], bool]:
+    """(events of the demo run, whether they come from a recorded real run)."""
+    if RECORDED_EVENTS.exists():
+        events = list(read_events(RECORDED_EVENTS))
+        if events:
+            return events, True
+    return synthetic_demo_events(), False
+
+
+def build_demo_workspace(workspace: Path, store) -> dict[str, str]:
+    """Fill `store` with a finished demo run, an earlier run to overlay and one still running."""
+    events, recorded = demo_events()
+    started = next((e for e in events if e.get("type") == "started"), {})
+    spec = started.get("spec") or {}
+    name = spec.get("name") or "demo"
+    runs = {
+        "demo": f"{name}-20261122-101500-a1b2",
+        "baseline": "baseline-lr1e-4-20261121-181000-c3d4",
+        "running": "wider-512-20261122-114000-e5f6",
+    }
+    streams = {
+        "demo": events,
+        "baseline": synthetic_demo_events("baseline-lr1e-4", seed=1, loss_floor=2.35,
+                                          start_time=time.time() - 90000),
+        "running": synthetic_demo_events("wider-512", steps=3000, upto=1240, seed=2, loss_floor=1.9,
+                                         start_time=time.time() - 600),
+    }
+    for key, run_id in runs.items():
+        run_dir = workspace / "runs" / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        first = streams[key][0]
+        store.add_run(run_id, kind="pretrain", name=(first.get("spec") or {}).get("name", key),
+                      run_dir=str(run_dir), created=first.get("t"))
+        store.add_events(run_id, streams[key])
+    return runs
+
+
+def _settle(app: QApplication, rounds: int = 6) -> None:
+    for _ in range(rounds):
+        app.processEvents(QEventLoop.AllEvents, 50)
+
+
+def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list[Path]:
+    """Render every page in both themes to `out_dir`; returns the files written."""
+    from studio import theme
+    from studio.app import _skip_pandas
+    from studio.main_window import PAGE_KEYS, MainWindow, default_store, default_tracker
+
+    _skip_pandas()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance() or QApplication([])
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="atelier-screens-") as tmp:
+        ws = Path(tmp) / "workspace"
+        ws.mkdir()
+        store = default_store(ws)
+        runs = build_demo_workspace(ws, store)
+        for name in ("light", "dark"):
+            theme.apply(app, name)
+            tracker = default_tracker(store, ws)
+            window = MainWindow(ws, store=store, tracker=tracker, reattach=False)
+            window.resize(*SIZE)
+            window.show()
+            _settle(app)
+
+            def shot(label: str) -> None:
+                _settle(app)
+                path = out / f"{label}-{name}.png"
+                window.grab().save(str(path))
+                written.append(path)
+
+            for key in PAGE_KEYS:
+                window.show_page(key)
+                if key == "pretrain":
+                    page = window.page("pretrain")
+                    page.go_to_step(0)
+                    shot("pretrain")
+                    page.go_to_step(2)
+                    page.apply_preset("small (~10M)")
+                    shot("pretrain-model")
+                    page.go_to_step(5)
+                    shot("pretrain-review")
+                    page.reset()
+                    continue
+                shot(key)
+            window.open_run(runs["demo"])
+            window.monitor_page.monitor.add_overlay(runs["baseline"])
+            shot("monitor")
+            window.monitor_page.monitor.tabs.setCurrentIndex(2)
+            shot("monitor-samples")
+            window.monitor_page.monitor.tabs.setCurrentIndex(0)
+            window.close()
+            window.deleteLater()
+            QCoreApplication.sendPostedEvents(None, 0)
+            _settle(app)
+        store.close()
+    return written

@@ -1,0 +1,150 @@
+"""The pretraining job through the real `studio-engine` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from tests.engine.conftest import tiny_spec
+
+pytestmark = pytest.mark.slow
+
+
+def _assert_gapless(events: list[dict]) -> None:
+    assert [e["seq"] for e in events] == list(range(len(events)))
+
+
+def _train_losses(events):
+    return [(e["step"], e["values"]["loss"]) for e in events if e["type"] == "metric" and e["split"] == "train"]
+
+
+def test_example_spec_shortened_completes_with_falling_loss(engine):
+    spec = tiny_spec("builtin:python-docs", **{
+        "data.max_documents": 1500, "tokenizer.train.vocab_size": 512, "train.max_steps": 60,
+        "train.checkpoint_every": 30, "train.eval_every": 30, "train.sample_every": 30})
+    result = engine.run("run", str(engine.write_spec(spec)), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    stdout_events = [json.loads(line) for line in result.stdout.splitlines()]  # every stdout line is an event
+    run_dir = engine.only_run()
+    events = engine.events(run_dir)
+    assert stdout_events == events
+    _assert_gapless(events)
+    assert events[0]["type"] == "started" and events[-1]["type"] == "finished"
+    assert events[-1]["status"] == "completed"
+    losses = [loss for _, loss in _train_losses(events)]
+    assert len(losses) >= 10 and losses[-1] < losses[0] - 0.5  # well below the uniform ln(vocab)
+    eval_metrics = [e["values"] for e in events if e["type"] == "metric" and e["split"] == "eval"]
+    assert eval_metrics and eval_metrics[-1]["perplexity"] > 1
+    assert any(e["type"] == "sample" and e["prompt"] == "Return the " for e in events)
+    assert any(e["type"] == "progress" and e["eta_s"] is not None for e in events)
+    train_values = _train_losses(events) and [e for e in events if e["type"] == "metric"][0]["values"]
+    assert {"lr", "grad_norm", "tokens_per_s", "memory_mb"} <= set(train_values)
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model_dir = run_dir / "output" / "model"
+    assert (model_dir / "model.safetensors").exists() and (model_dir / "README.md").exists()
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    out = model.generate(**tokenizer("Return the ", return_tensors="pt"), max_new_tokens=5, do_sample=False)
+    assert out.shape[1] > 1
+    assert "eval_loss" in (model_dir / "README.md").read_text()
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "completed" and status["last_seq"] == events[-1]["seq"]
+
+
+def test_sigint_checkpoints_then_resume_continues_steps_and_curve(engine, corpus_file):
+    spec = tiny_spec(str(corpus_file), **{"train.max_steps": 400, "train.checkpoint_every": 1000,
+                                          "train.eval_every": 1000, "train.sample_every": 1000})
+    process = engine.popen("run", str(engine.write_spec(spec)), "--json", capture=False)
+    run_dir = None
+    try:
+        import time
+        deadline = time.time() + 120
+        while run_dir is None and time.time() < deadline:
+            runs = list((engine.workspace / "runs").glob("*"))
+            run_dir = runs[0] if runs else None
+            time.sleep(0.1)
+        engine.wait_for(run_dir, lambda e: e["type"] == "metric" and e["step"] >= 30)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    events = engine.events(run_dir)
+    assert events[-1]["type"] == "finished" and events[-1]["status"] == "cancelled"
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert len(checkpoints) == 1  # written at the moment of the cancel, not at checkpoint_every
+    stopped_at = int(checkpoints[0].split("-")[1])
+    assert 30 <= stopped_at < 400
+
+    result = engine.run("resume", run_dir.name, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = engine.events(run_dir)
+    _assert_gapless(events)
+    restarted = [e for e in events if e["type"] == "started"]
+    assert restarted[-1]["resumed_from_step"] == stopped_at
+    steps = [step for step, _ in _train_losses(events)]
+    resumed_steps = [s for s in steps[len(steps) - len([e for e in events[events.index(restarted[-1]):]
+                                                           if e["type"] == "metric" and e["split"] == "train"]):]]
+    assert resumed_steps[0] > stopped_at and steps[-1] == 400
+    assert events[-1]["status"] == "completed"
+    losses = [loss for _, loss in _train_losses(events)]
+    assert losses[-1] < losses[0] * 0.8
+
+
+def test_kill_9_then_resume_loses_at_most_one_checkpoint_interval(engine, corpus_file):
+    spec = tiny_spec(str(corpus_file), **{"train.max_steps": 300, "train.checkpoint_every": 20,
+                                          "train.eval_every": 1000, "train.sample_every": 1000})
+    result = engine.run("run", str(engine.write_spec(spec)), "--detach")
+    assert result.returncode == 0, result.stderr
+    started = json.loads(result.stdout)
+    run_dir = engine.workspace / "runs" / started["run_id"]
+    events = engine.wait_for(run_dir, lambda e: e["type"] == "artifact" and e["meta"].get("step", 0) >= 40)
+    os.killpg(started["pid"], signal.SIGKILL)
+    reached = max(e["step"] for e in engine.events(run_dir) if e["type"] == "metric")
+
+    show = engine.run("show", run_dir.name, "--json")
+    assert json.loads(show.stdout)["state"] == "failed"  # dead pid, no finished event
+    result = engine.run("resume", run_dir.name, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = engine.events(run_dir)
+    _assert_gapless(events)
+    resumed_from = [e for e in events if e["type"] == "started"][-1]["resumed_from_step"]
+    assert reached - resumed_from <= 20 + 5  # one checkpoint interval (+ the log interval of the view)
+    assert events[-1]["status"] == "completed"
+
+
+def test_detached_run_can_be_followed_and_cancelled(engine, corpus_file):
+    spec = tiny_spec(str(corpus_file), **{"train.max_steps": 5000, "train.checkpoint_every": 5000})
+    result = engine.run("run", str(engine.write_spec(spec)), "--detach")
+    run_id = json.loads(result.stdout)["run_id"]
+    engine.wait_for(engine.workspace / "runs" / run_id, lambda e: e["type"] == "metric")
+    follower = engine.popen("attach", run_id, "--from-seq", "3", "--follow", "--json")
+    assert engine.run("cancel", run_id).returncode == 0
+    out, err = follower.communicate(timeout=120)
+    assert follower.returncode == 0, err
+    followed = [json.loads(line) for line in out.splitlines()]
+    assert followed[0]["seq"] == 3
+    assert [e["seq"] for e in followed] == list(range(3, 3 + len(followed)))
+    assert followed[-1]["type"] == "finished" and followed[-1]["status"] == "cancelled"
+    listing = json.loads(engine.run("list", "--json").stdout)
+    assert listing[0]["state"] == "cancelled" and listing[0]["checkpoints"]
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "bert"])
+def test_other_architectures_train(engine, corpus_file, architecture):
+    spec = tiny_spec(str(corpus_file), **{"model.architecture": architecture, "train.max_steps": 30,
+                                          "tokenizer.train.algorithm": "wordpiece" if architecture == "bert"
+                                          else "byte-bpe"})
+    result = engine.run("run", str(engine.write_spec(spec)), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = engine.events(engine.only_run())
+    assert events[-1]["status"] == "completed"
+    losses = [loss for _, loss in _train_losses(events)]
+    assert losses[-1] < losses[0]
+    if architecture == "bert":
+        from transformers import AutoModelForMaskedLM
+        AutoModelForMaskedLM.from_pretrained(engine.only_run() / "output" / "model")

@@ -1,0 +1,172 @@
+"""The run monitor loads history from the store, then appends live events on its redraw timer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QObject, Signal
+
+from studio.screenshots import synthetic_demo_events
+from studio.store import Store
+from studio.widgets.run_monitor import RunMonitor
+
+
+class FakeTracker(QObject):
+    """The RunTracker's signals and actions, recording the calls."""
+
+    run_added = Signal(str)
+    run_events = Signal(str, list)
+    run_state_changed = Signal(str, str)
+    run_error = Signal(str, str)
+    launch_failed = Signal(str)
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple[str, str]] = []
+
+    def cancel(self, run_id, force=False):
+        self.calls.append(("cancel", run_id))
+
+    def resume(self, run_id):
+        self.calls.append(("resume", run_id))
+
+
+@pytest.fixture
+def store(workspace):
+    s = Store(workspace / "store.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def tracker():
+    return FakeTracker()
+
+
+@pytest.fixture
+def monitor(qtbot, store, tracker):
+    widget = RunMonitor(store, tracker)
+    qtbot.addWidget(widget)
+    return widget
+
+
+def _metrics(events):
+    return [e for e in events if e["type"] == "metric" and e["split"] == "train"]
+
+
+def test_history_comes_from_the_store(monitor, store):
+    events = synthetic_demo_events("hist", steps=400)
+    store.add_run("hist", kind="pretrain", name="hist")
+    store.add_events("hist", events)
+    monitor.load("hist")
+    loss = monitor.charts["loss"]
+    assert loss.point_count("train") == len(_metrics(events)) == 40
+    assert loss.point_count("eval") == 2
+    x, y = loss.curve_data("train")
+    assert len(x) == 40 and x[-1] == 400
+    assert monitor.charts["lr"].point_count("train") == 40
+    assert monitor.charts["memory"].point_count("train") == 40
+    assert "perplexity" in monitor.charts  # an unknown metric gets its own chart
+    assert monitor.samples_view.rows()[0][0] == "400"
+    assert any("checkpoint" in p for p in monitor.artifacts_view.paths())
+    assert monitor.state == "completed"
+    assert not monitor.stop_button.isEnabled()
+
+
+def test_live_events_grow_the_chart_after_the_timer(monitor, store, tracker, qtbot):
+    events = synthetic_demo_events("live", steps=1000, upto=300)
+    store.add_run("live", kind="pretrain", name="live")
+    store.add_events("live", events)
+    monitor.load("live")
+    before = len(monitor.charts["loss"].curve_data("train")[0])
+    more = synthetic_demo_events("live", steps=1000, upto=600)[len(events):]
+    store.add_events("live", more)
+    with qtbot.waitSignal(monitor.redrawn, timeout=2000):
+        tracker.run_events.emit("live", more)
+        # the slot only buffers: nothing is drawn until the coalescing timer fires
+        assert len(monitor.charts["loss"].curve_data("train")[0]) == before
+    x, _ = monitor.charts["loss"].curve_data("train")
+    assert len(x) == before + 30 and x[-1] == 600
+    assert monitor.step == 600
+    assert "600" in monitor.progress_label.text()
+
+
+def test_events_already_shown_or_of_other_runs_are_ignored(monitor, store, tracker, qtbot):
+    events = synthetic_demo_events("dup", steps=1000, upto=200)
+    store.add_run("dup", kind="pretrain")
+    store.add_events("dup", events)
+    monitor.load("dup")
+    tracker.run_events.emit("dup", events[-10:])  # seqs already loaded from the store
+    tracker.run_events.emit("other", synthetic_demo_events("other", upto=100))
+    monitor.redraw()
+    assert monitor.charts["loss"].point_count("train") == 20
+
+
+def test_stop_and_resume_call_the_tracker(monitor, store, tracker):
+    store.add_run("run", kind="pretrain", state="running")
+    monitor.load("run")
+    assert monitor.stop_button.isEnabled() and not monitor.resume_button.isEnabled()
+    monitor.stop_button.click()
+    assert tracker.calls == [("cancel", "run")]
+    tracker.run_state_changed.emit("run", "cancelled")
+    assert monitor.resume_button.isEnabled() and not monitor.stop_button.isEnabled()
+    monitor.resume_button.click()
+    assert tracker.calls[-1] == ("resume", "run")
+
+
+def test_log_level_filter(monitor, store, tracker):
+    monitor.load("logs")
+    monitor.on_events("logs", [
+        {"seq": 0, "t": 1.0, "type": "log", "level": "debug", "message": "d"},
+        {"seq": 1, "t": 1.0, "type": "log", "level": "info", "message": "i"},
+        {"seq": 2, "t": 1.0, "type": "log", "level": "warning", "message": "w"},
+        {"seq": 3, "t": 1.0, "type": "log", "level": "error", "message": "e"},
+    ])
+    assert len(monitor.log_view.visible_lines()) == 3  # info and above by default
+    monitor.log_view.set_min_level("warning")
+    assert [line[-1] for line in monitor.log_view.visible_lines()] == ["w", "e"]
+    monitor.log_view.set_min_level("debug")
+    assert len(monitor.log_view.visible_lines()) == 4
+
+
+def test_overlay_of_an_earlier_run(monitor, store):
+    for run_id in ("new", "old"):
+        store.add_run(run_id, kind="pretrain", name=run_id)
+        store.add_events(run_id, synthetic_demo_events(run_id, steps=200))
+    monitor.load("new")
+    assert monitor.overlay_box.findData("old") >= 0
+    monitor.add_overlay("old")
+    overlays = monitor.charts["loss"]._overlays["old"]
+    assert {buf.n for _, buf, _ in overlays} == {20, 1}
+    assert "other" in monitor.charts["loss"].title_label.text()
+    monitor.clear_overlays()
+    assert not monitor.charts["loss"]._overlays
+
+
+def test_chart_settings(monitor, store):
+    store.add_run("s", kind="pretrain")
+    store.add_events("s", synthetic_demo_events("s", steps=300))
+    monitor.load("s")
+    chart = monitor.charts["loss"]
+    monitor.smoothing_slider.setValue(0)
+    _, raw = chart.curve_data("train")
+    assert np.allclose(raw, chart.buffers["train"].values[: chart.buffers["train"].n])
+    monitor.smoothing_slider.setValue(90)
+    _, smooth = chart.curve_data("train")
+    assert np.std(np.diff(smooth)) < np.std(np.diff(raw))
+    monitor.x_axis_box.setCurrentIndex(1)  # time
+    x, _ = chart.curve_data("train")
+    assert x[0] >= 0 and x[-1] > 100  # seconds since the start, not steps
+    monitor.log_check.setChecked(True)
+    assert chart.plot.getPlotItem().ctrl.logYCheck.isChecked()
+
+
+def test_resumed_steps_replace_the_tail(qtbot):
+    from studio.widgets.metric_chart import SeriesBuffer
+
+    buf = SeriesBuffer(4)
+    for step in range(1, 11):
+        buf.append(step, step, float(step))
+    buf.append(8, 20.0, 80.0)  # a resume from step 7 logs step 8 again
+    assert list(buf.steps[: buf.n]) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert buf.values[buf.n - 1] == 80.0

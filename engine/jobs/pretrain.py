@@ -63,8 +63,10 @@ def run(ctx: JobContext) -> dict:
 
 
 def load_corpus(ctx: JobContext):
-    def progress(stage: str, done: int, total: int | None) -> None:
-        ctx.events.progress(stage, done, total, "documents")
+    def progress(message: str, done: int, total: int | None) -> None:
+        ctx.events.progress("corpus", done, total, "sources")
+        if message.startswith("reading"):
+            ctx.events.log("info", message[0].upper() + message[1:] + "…")
 
     documents = load_documents(ctx.spec.data, ctx.spec.seed, progress)
     chars = sum(len(t) for t in documents["train"]["text"])

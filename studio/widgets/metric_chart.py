@@ -20,8 +20,10 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from studio import theme
+from studio.app import guard_none_refcount
 
 pg.setConfigOptions(antialias=False, useOpenGL=False, foreground="k", background="w")
+guard_none_refcount()  # charts repaint many times a second: see studio.app.guard_none_refcount
 
 
 class SeriesBuffer:

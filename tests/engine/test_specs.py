@@ -89,3 +89,11 @@ def test_defaults_round_trip_through_yaml():
     spec = parse_spec({"kind": "pretrain"})
     again = parse_spec(yaml.safe_load(yaml.safe_dump(spec.model_dump(mode="json"))))
     assert again == spec
+
+
+def test_spec_reference_in_docs_is_current():
+    from pathlib import Path
+
+    from engine.schema_docs import render
+    docs = Path(__file__).resolve().parents[2] / "docs" / "specs.md"
+    assert docs.read_text(encoding="utf-8") == render(), "run: python -m engine.schema_docs > docs/specs.md"

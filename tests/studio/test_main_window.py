@@ -1,0 +1,128 @@
+"""The main window: sidebar pages, shortcuts, jobs dock, and no heavy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from PySide6.QtCore import QObject, Qt, Signal
+
+from studio.main_window import PAGE_KEYS, MainWindow
+from studio.screenshots import synthetic_demo_events
+from studio.store import Store
+
+HEAVY = ("torch", "transformers", "datasets", "peft", "trl", "deepspeed", "bitsandbytes", "gradio")
+
+
+class FakeTracker(QObject):
+    run_added = Signal(str)
+    run_events = Signal(str, list)
+    run_state_changed = Signal(str, str)
+    run_error = Signal(str, str)
+    launch_failed = Signal(str)
+
+    def reattach_active(self):
+        return []
+
+    def shutdown(self):
+        pass
+
+
+@pytest.fixture
+def store(workspace):
+    s = Store(workspace / "store.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def window(qtbot, workspace, store):
+    w = MainWindow(workspace, store=store, tracker=FakeTracker())
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def test_every_sidebar_page_switches(window):
+    assert window.sidebar.count() == 8
+    for row, key in enumerate(PAGE_KEYS):
+        window.sidebar.setCurrentRow(row)
+        assert window.current_page_key() == key
+        assert window.page(key).isVisible()
+
+
+def test_ctrl_number_shortcuts_and_quit(window, qtbot):
+    for i, key in enumerate(PAGE_KEYS):
+        qtbot.keyClick(window, Qt.Key(Qt.Key_1 + i), Qt.ControlModifier)
+        assert window.current_page_key() == key
+    assert window.quit_action.shortcut().toString() == "Ctrl+Q"
+    window.quit_action.trigger()
+    assert not window.isVisible()
+
+
+def test_upcoming_pages_are_honest(window):
+    from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit
+
+    for key in ("data", "tokenizer", "finetune", "label", "rlhf", "playground"):
+        page = window.page(key)
+        assert not page.findChildren(QAbstractButton) and not page.findChildren(QLineEdit)
+        text = " ".join(label.text() for label in page.findChildren(QLabel))
+        assert "later release" in text and "studio-engine run spec.yaml" in text and "pretrain" in text
+
+
+def test_jobs_dock_follows_the_tracker(window, store):
+    dock, tracker = window.jobs_dock, window.tracker
+    store.add_run("job-1", kind="pretrain", name="job", state="starting")
+    tracker.run_added.emit("job-1")
+    assert "job-1" in dock.rows
+    tracker.run_events.emit("job-1", [{"seq": 3, "type": "progress", "stage": "train", "done": 50, "total": 200,
+                                       "unit": "step", "eta_s": 90}])
+    row = dock.rows["job-1"]
+    assert (row.bar.value(), row.bar.maximum()) == (50, 200)
+    assert "1m 30s" in row.stage_label.text()
+    tracker.run_state_changed.emit("job-1", "completed")
+    assert "job-1" not in dock.rows and not dock.empty_label.isHidden()
+
+
+def test_opening_a_run_shows_its_monitor(window, store):
+    store.add_run("done", kind="pretrain", name="done")
+    store.add_events("done", synthetic_demo_events("done", steps=200))
+    window.open_run("done")
+    assert window.current_page_key() == "monitor"
+    assert window.monitor_page.monitor.charts["loss"].point_count("train") == 20
+    window.monitor_page.back_button.click()
+    assert window.current_page_key() == "runs"
+
+
+def test_no_heavy_imports_from_the_app_or_the_window(tmp_path):
+    script = textwrap.dedent(f"""
+        import json, os, sys
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        heavy = {HEAVY!r}
+        import studio.app
+        after_import = [m for m in heavy if m in sys.modules]
+        from PySide6.QtWidgets import QApplication
+        app = QApplication([])
+        from studio.main_window import MainWindow
+        w = MainWindow({str(tmp_path / "ws")!r}, reattach=False)
+        w.show()
+        for key in ("pretrain", "runs", "data"):
+            w.show_page(key)
+        w.page("pretrain").ensure_monitor()
+        app.processEvents()
+        print(json.dumps({{"import": after_import, "window": [m for m in heavy if m in sys.modules]}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == {"import": [], "window": []}
+
+
+def test_import_of_the_app_is_light(tmp_path):
+    script = "import sys, studio.app; print('pyqtgraph' in sys.modules, 'PySide6.QtWidgets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "False"]

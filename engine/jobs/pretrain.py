@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import datasets
 import torch
 from transformers import (DataCollatorForLanguageModeling, PreTrainedTokenizerBase, Trainer, TrainingArguments,
                           set_seed)
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 def run(ctx: JobContext) -> dict:
     spec: PretrainSpec = ctx.spec
+    datasets.disable_progress_bars()  # progress reaches the user as events; bars would only fill engine.log
     set_seed(spec.seed)
     placement = resolve(spec.resources)
     ctx.events.log("info", f"Training on {placement.device} in {placement.precision}.")

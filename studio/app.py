@@ -28,22 +28,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def guard_none_refcount() -> None:
-    """Work around PySide6 6.12 on Python < 3.12: every call of a Qt method returning void drops
-    one reference to None that it never took (the binding treats None as immortal, as it is
-    from 3.12 on). None starts with ~4,500 references, so a live chart redrawing at 10 Hz
-    kills the process with "none_dealloc" within seconds. Giving None a huge reference count
-    makes it immortal in practice, which is what 3.12 does. No-op on 3.12+.
-    Remove when PySide6 is fixed or Python >= 3.12 is required."""
-    if sys.version_info >= (3, 12):
-        return
-    import ctypes
-
-    refcount = ctypes.c_ssize_t.from_address(id(None))
-    if refcount.value < 1 << 40:
-        refcount.value += 1 << 40
-
-
 def _skip_pandas() -> None:
     # sqlite-utils imports pandas when it is installed (the engine extra brings it) only to map
     # pd.Timestamp to a column type; the studio never stores DataFrames, and pandas (+pyarrow)
@@ -54,7 +38,6 @@ def _skip_pandas() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    guard_none_refcount()
     _skip_pandas()
     from PySide6.QtWidgets import QApplication
 

@@ -75,9 +75,6 @@ class MainWindow(QMainWindow):
 
     def __init__(self, workspace: Path | str, store: Any = None, tracker: Any = None,
                  reattach: bool = True, parent: QWidget | None = None):
-        from studio.app import guard_none_refcount
-
-        guard_none_refcount()
         super().__init__(parent)
         self.workspace = Path(workspace).expanduser()
         self.workspace.mkdir(parents=True, exist_ok=True)

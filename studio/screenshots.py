@@ -8,6 +8,7 @@ workspace: the user's own workspace and store are never touched.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import tempfile
@@ -65,7 +66,7 @@ def synthetic_demo_events(name: str = "demo-tiny", steps: int = 2000, upto: int 
         emit("metric", t, step=step, split="train",
              values={"loss": round(loss, 4), "lr": lr, "grad_norm": round(grad, 4),
                      "tokens_per_s": round(36000 + 1500 * progress + rng.gauss(0, 900), 1),
-                     "memory_gib": round(3.1 + 0.02 * rng.random(), 3)})
+                     "memory_mb": round(3100 + 20 * rng.random(), 1)})
         eta = (steps - step) * seconds_per_step
         emit("progress", t, stage="train", done=step, total=steps, unit="step", eta_s=round(eta, 1))
         if step % 200 == 0:
@@ -99,23 +100,78 @@ def demo_events() -> tuple[list[dict], bool]:
     return synthetic_demo_events(), False
 
 
+def replayed_events(events: list[dict], name: str, *, seed: int, loss_factor: float = 1.0, speed: float = 1.0,
+                    start_time: float | None = None, upto_step: int | None = None) -> list[dict]:
+    """A copy of a recorded run under another name, perturbed so that it does not hide the original.
+
+    NOT a real run: losses are scaled by `loss_factor` with a little seeded noise, throughput and
+    elapsed time by `speed`, and `upto_step` cuts the stream there (no `finished`: still running).
+    The screenshots use it for the run to compare with and for the run in the jobs dock.
+    """
+    rng = random.Random(seed)
+    t_first = events[0]["t"] if events else 0.0
+    t0 = start_time if start_time is not None else t_first
+    run_id = next((e.get("run_id") for e in events if e.get("type") == "started"), None)
+    out: list[dict] = []
+    for event in events:
+        event = json.loads(json.dumps(event))  # a deep copy: the recording stays as it is
+        if upto_step is not None:
+            step = event.get("step", event.get("done") if event.get("stage") == "train" else None)
+            if event.get("type") == "finished" or (isinstance(step, (int, float)) and step > upto_step):
+                break
+            if event.get("type") == "artifact" and event.get("kind") == "model":
+                continue
+        event["seq"] = len(out)
+        event["t"] = round(t0 + (event["t"] - t_first) / speed, 3)
+        kind = event.get("type")
+        if kind == "started":
+            event["run_id"] = name
+            if isinstance(event.get("spec"), dict):
+                event["spec"]["name"] = name
+        elif kind == "metric":
+            values = event.get("values") or {}
+            for key in ("loss", "perplexity"):
+                if isinstance(values.get(key), (int, float)):
+                    noise = 1 + rng.gauss(0, 0.01)
+                    values[key] = round(values[key] * (loss_factor if key == "loss" else loss_factor ** 5) * noise, 4)
+            for key in ("tokens_per_s", "samples_per_s", "tflops"):
+                if isinstance(values.get(key), (int, float)):
+                    values[key] = round(values[key] * speed, 4)
+        elif kind == "progress" and isinstance(event.get("eta_s"), (int, float)):
+            event["eta_s"] = round(event["eta_s"] / speed, 1)
+        elif kind == "artifact" and run_id and isinstance(event.get("path"), str):
+            event["path"] = event["path"].replace(run_id, name)
+        elif kind == "finished" and isinstance(event.get("summary"), dict):
+            for key in ("train_loss", "eval_loss"):
+                if isinstance(event["summary"].get(key), (int, float)):
+                    event["summary"][key] = round(event["summary"][key] * loss_factor, 4)
+        out.append(event)
+    return out
+
+
 def build_demo_workspace(workspace: Path, store) -> dict[str, str]:
-    """Fill `store` with a finished demo run, an earlier run to overlay and one still running."""
+    """Fill `store` with the demo run, a run to compare it with and one still running.
+
+    The demo run is the recorded one as it is; the other two are perturbed replays of it, named
+    `replay-…` so that nobody mistakes them for real runs.
+    """
     events, recorded = demo_events()
     started = next((e for e in events if e.get("type") == "started"), {})
     spec = started.get("spec") or {}
     name = spec.get("name") or "demo"
+    last_step = max([e.get("step", 0) for e in events if e.get("type") == "metric"] or [0])
     runs = {
-        "demo": f"{name}-20261122-101500-a1b2",
-        "baseline": "baseline-lr1e-4-20261121-181000-c3d4",
-        "running": "wider-512-20261122-114000-e5f6",
+        "demo": started.get("run_id") or f"{name}-20261123-095134-d13f",
+        "compare": "replay-slower-lr-20261122-181000-c3d4",
+        "running": "replay-live-20261123-114000-e5f6",
     }
+    first_t = events[0]["t"] if events else time.time()
     streams = {
         "demo": events,
-        "baseline": synthetic_demo_events("baseline-lr1e-4", seed=1, loss_floor=2.35,
-                                          start_time=time.time() - 90000),
-        "running": synthetic_demo_events("wider-512", steps=3000, upto=1240, seed=2, loss_floor=1.9,
-                                         start_time=time.time() - 600),
+        "compare": replayed_events(events, "replay-slower-lr", seed=1, loss_factor=1.06, speed=0.9,
+                                   start_time=first_t - 86400),
+        "running": replayed_events(events, "replay-live", seed=2, loss_factor=0.98, speed=1.1,
+                                   start_time=time.time() - 150, upto_step=int(last_step * 0.6) or None),
     }
     for key, run_id in runs.items():
         run_dir = workspace / "runs" / run_id
@@ -177,11 +233,14 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
                     continue
                 shot(key)
             window.open_run(runs["demo"])
-            window.monitor_page.monitor.add_overlay(runs["baseline"])
+            monitor = window.monitor_page.monitor
             shot("monitor")
-            window.monitor_page.monitor.tabs.setCurrentIndex(2)
+            monitor.add_overlay(runs["compare"])
+            shot("monitor-compare")
+            monitor.clear_overlays()
+            monitor.tabs.setCurrentIndex(2)
             shot("monitor-samples")
-            window.monitor_page.monitor.tabs.setCurrentIndex(0)
+            monitor.tabs.setCurrentIndex(0)
             window.close()
             window.deleteLater()
             QCoreApplication.sendPostedEvents(None, 0)

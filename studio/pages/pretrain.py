@@ -63,9 +63,16 @@ def _mono(text_edit: QPlainTextEdit) -> None:
 class PretrainPage(QWidget):
     """The wizard, then the monitor of the run it launched.
 
-    Public for tests: `forms` (step name -> SpecForm), `step_list`, `steps` (QStackedWidget),
-    `launch_button`, `next_button`, `back_button`, `preset_box`, `estimate_label`, `yaml_view`,
-    `command_label`, `monitor` (None until a run is shown), `spec_values()`, `build_spec()`.
+    Driving it from a test: `set_spec_data(dict)` fills every form from a (partial) spec dict,
+    `spec_data()` reads the values back as a plain dict, `build_spec()` validates them,
+    `go_to_review()` shows the YAML and command, `launch_button.click()` (or `launch()`) writes
+    the spec and starts it; the `launched(run_id)` signal fires once the engine has accepted it,
+    and `monitor` is then the RunMonitor showing that run. `set_workspace(path, tracker)` points
+    the page at another workspace (and run tracker) after construction.
+
+    Also public: `forms` (step name -> SpecForm), `step_list`, `steps` (QStackedWidget),
+    `next_button`, `back_button`, `preset_box`, `estimate_label`, `yaml_view`, `command_label`,
+    `problems_label`, `status_label`, `last_spec_path`.
     """
 
     launched = Signal(str)  # run id
@@ -323,6 +330,39 @@ class PretrainPage(QWidget):
             data.update(form.values())
         return data
 
+    def spec_data(self) -> dict:
+        """The current values as a spec dict (not validated; `build_spec()` validates)."""
+        return self.spec_values()
+
+    def set_spec_data(self, data: dict) -> None:
+        """Fill the forms from a spec dict; keys it leaves out keep their current values."""
+        current = self.spec_values()
+        merged = _deep_merge(current, data)
+        for form in self.forms.values():
+            form.set_values(merged)
+        self._sync_preset()
+        self.update_estimate()
+        self.validate()
+
+    def go_to_review(self) -> None:
+        self.go_to_step(len(STEPS) - 1)
+
+    def set_workspace(self, workspace: Path | str, tracker: Any = None) -> None:
+        """Write specs into `workspace` from now on, and launch through `tracker` when given."""
+        self.workspace = Path(workspace)
+        if tracker is not None and tracker is not self.tracker:
+            if self.tracker is not None:
+                try:
+                    self.tracker.launch_failed.disconnect(self._launch_failed)
+                except (RuntimeError, TypeError):
+                    pass
+            self.tracker = tracker
+            tracker.launch_failed.connect(self._launch_failed)
+            if self.monitor is not None:
+                self.monitor.tracker = tracker
+        if self.steps.currentIndex() == len(STEPS) - 1:
+            self.refresh_review()
+
     def build_spec(self) -> PretrainSpec:
         """The validated spec of the current values; raises SpecError listing every problem."""
         return parse_spec(self.spec_values(), "wizard")
@@ -531,6 +571,16 @@ def _first_line(error: Exception) -> str:
         return message.removeprefix("Value error, ")
     text = str(error).strip().splitlines()
     return text[-1].strip() if text else type(error).__name__
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def spec_to_yaml_unvalidated(data: dict) -> str:

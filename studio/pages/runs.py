@@ -179,6 +179,9 @@ class RunsPage(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.setShowGrid(False)
+        # Room between a right-aligned column (Step) and the left-aligned one after it (Created).
+        self.table.setStyleSheet("QTableView::item { padding-left: 6px; padding-right: 10px; }"
+                                 "QHeaderView::section { padding-left: 6px; padding-right: 10px; }")
         self.table.setWordWrap(False)
         self.table.verticalHeader().setVisible(False)
         self.table.setFrameShape(QFrame.Shape.NoFrame)

@@ -116,7 +116,7 @@ def source_preview(source: str, text_field: str = "text", limit: int = 5) -> Sou
         return SourcePreview(source, [], "empty source")
     if source == BUILTIN:
         return SourcePreview(source, builtin_documents(limit),
-                             "docstrings of this Python's standard library (about 1.3 MB of prose)")
+                             "docstrings of this Python's standard library (about 1.7 MB of prose)")
     if source.startswith("builtin:"):
         return SourcePreview(source, [], "unknown builtin corpus; the only one is builtin:python-docs")
     path = Path(source).expanduser()

@@ -20,10 +20,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from studio import theme
-from studio.app import guard_none_refcount
 
 pg.setConfigOptions(antialias=False, useOpenGL=False, foreground="k", background="w")
-guard_none_refcount()  # charts repaint many times a second: see studio.app.guard_none_refcount
 
 
 class SeriesBuffer:
@@ -64,6 +62,11 @@ class SeriesBuffer:
 
     def extend(self, steps: np.ndarray, times: np.ndarray, values: np.ndarray) -> None:
         count = len(steps)
+        if count and self.n and steps[0] <= self.steps[self.n - 1]:
+            # A resumed run logs steps again: the newer values replace the old tail.
+            keep = int(np.searchsorted(self.steps[: self.n], steps[0], side="left"))
+            self.n = keep
+            self._restart_ema(keep)
         self._reserve(count)
         sl = slice(self.n, self.n + count)
         self.steps[sl], self.times[sl], self.values[sl] = steps, times, values
@@ -99,6 +102,30 @@ class SeriesBuffer:
         return self.steps[: self.n] if mode == "step" else self.times[: self.n] - t0
 
 
+def compact_number(value: float) -> str:
+    """A tick label that fits a narrow axis: 0.0005 -> 5e-4, 36000 -> 36k, 2.5 -> 2.5."""
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if magnitude >= 1e4:
+        return f"{value / 1e3:.3g}k"
+    if magnitude < 1e-2:
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"{float(mantissa):g}e{int(exponent)}"
+    return f"{value:.4g}"
+
+
+class CompactAxis(pg.AxisItem):
+    """A value axis whose labels stay short (a learning rate of 3e-4 would not fit as 0.0003)."""
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        if self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [compact_number(v * scale) for v in values]
+
+
 def _dim(colour: str, alpha: int) -> QColor:
     c = QColor(colour)
     c.setAlpha(alpha)
@@ -127,6 +154,7 @@ class MetricChart(QWidget):
         self._raw: dict[str, pg.PlotDataItem] = {}
         self._smooth: dict[str, pg.PlotDataItem] = {}
         self._overlays: dict[str, list[tuple[pg.PlotDataItem, SeriesBuffer, float]]] = {}
+        self._overlay_labels: dict[str, str] = {}
         self._colours: dict[str, str] = {}
 
         t = theme.current()
@@ -135,7 +163,7 @@ class MetricChart(QWidget):
         self.readout = QLabel("")
         self.readout.setObjectName("help")
         self.readout.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
-        self.plot = pg.PlotWidget(background=t.chart_bg)
+        self.plot = pg.PlotWidget(background=t.chart_bg, axisItems={"left": CompactAxis("left")})
         self.plot.setMinimumHeight(150)
         self.plot.setMinimumWidth(180)
         item = self.plot.getPlotItem()
@@ -148,7 +176,11 @@ class MetricChart(QWidget):
             ax = item.getAxis(axis)
             ax.setPen(pg.mkPen(t.border))
             ax.setTextPen(pg.mkPen(t.chart_fg))
+            # Major ticks only: the grid follows the ticks, and minor grid lines halve the frame
+            # rate of a large chart under software rendering (bench/monitor_load.py).
+            ax.setStyle(maxTickLevel=0)
         item.getAxis("left").setWidth(48)
+        item.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setLabel("bottom", "step")
         self.crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(t.muted, style=Qt.DashLine))
         self.crosshair.hide()
@@ -178,6 +210,22 @@ class MetricChart(QWidget):
             self.t0 = t
         self._buffer(split).append(step, t, math.nan if value is None else value)
         self._dirty.add(split)
+
+    def extend(self, split: str, steps, times, values) -> None:
+        """Append many points at once (the fast path for a batch of events)."""
+        steps = np.asarray(steps, dtype=np.float64)
+        if not len(steps):
+            return
+        times = np.asarray(times, dtype=np.float64)
+        first = float(times.min())
+        if self.t0 is None or first < self.t0:
+            self.t0 = first
+        self._buffer(split).extend(steps, times, np.asarray(values, dtype=np.float64))
+        self._dirty.add(split)
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._dirty)
 
     def set_series(self, split: str, steps: np.ndarray, times: np.ndarray, values: np.ndarray) -> None:
         buf = self._buffer(split)
@@ -215,12 +263,14 @@ class MetricChart(QWidget):
             self.plot.addItem(curve)
             items.append((curve, buf, t0))
         self._overlays[run_id] = items
+        self._overlay_labels[run_id] = label
         self._redraw_overlays()
         self._update_legend()
 
     def remove_overlay(self, run_id: str) -> None:
         for curve, _, _ in self._overlays.pop(run_id, []):
             self.plot.removeItem(curve)
+        self._overlay_labels.pop(run_id, None)
         self._update_legend()
 
     # ---------------------------------------------------------------------------- settings
@@ -292,8 +342,12 @@ class MetricChart(QWidget):
     def _update_legend(self) -> None:
         """The title doubles as the legend: each split's name in its curve colour."""
         keys = [f"<span style='color:{self._colours[s]}'>━ {s}</span>" for s in self.buffers if self.buffers[s].n]
-        if self._overlays:
+        # Overlaid runs share one short key (a run name would not fit a small chart); the
+        # tooltip names them.
+        overlaid = [self._overlay_labels.get(run_id, run_id) for run_id, items in self._overlays.items() if items]
+        if overlaid:
             keys.append(f"<span style='color:{theme.current().muted}'>┅ other</span>")
+        self.title_label.setToolTip("Compared with: " + ", ".join(overlaid) if overlaid else "")
         text = f"<b>{self.title}</b>&nbsp;&nbsp;&nbsp;" + "&nbsp;&nbsp;".join(keys)
         if text != self.title_label.text():
             self.title_label.setText(text)

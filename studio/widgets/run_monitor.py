@@ -7,10 +7,13 @@ buffers and lists; a ~10 Hz timer redraws what changed, so a burst never blocks 
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+import numpy as np
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QSlider,
     QTabWidget, QVBoxLayout, QWidget,
@@ -19,20 +22,25 @@ from PySide6.QtWidgets import (
 from engine.rundir import ACTIVE_STATES
 from studio.widgets import formatting
 from studio.widgets.artifacts_view import ArtifactsView
+from studio.widgets.elided_label import ElidedLabel
 from studio.widgets.log_view import LogView
 from studio.widgets.metric_chart import MetricChart
 from studio.widgets.samples_view import SamplesView
 
 REDRAW_INTERVAL_MS = 100
+REDRAW_BUDGET_S = 0.03
 # The fixed panels, in grid order, with the metric names (as engines spell them) each one shows.
 PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("loss", "Loss", ("loss", "train_loss", "eval_loss")),
     ("lr", "Learning rate", ("lr", "learning_rate")),
     ("grad_norm", "Gradient norm", ("grad_norm", "gradient_norm")),
     ("tokens_per_s", "Tokens / s", ("tokens_per_s", "tokens_per_second", "tokens_per_sec", "tokens/s")),
-    ("memory", "Memory (GiB)", ("memory_gib", "memory_gb", "memory", "gpu_memory_gib", "max_memory_gib")),
+    ("memory", "Memory (MB)", ("memory_mb", "memory_gib", "memory_gb", "memory", "gpu_memory_gib", "max_memory_gib")),
 )
 _ALIASES = {alias: key for key, _, aliases in PANELS for alias in aliases}
+# The memory panel is in MB (the engine's `memory_mb`); metrics other engines log in GiB/GB are
+# converted so that two runs overlay on one axis.
+UNIT_SCALE = {"memory_gib": 1024.0, "gpu_memory_gib": 1024.0, "max_memory_gib": 1024.0, "memory_gb": 1000.0}
 RESUMABLE_STATES = ("cancelled", "failed")
 
 
@@ -43,6 +51,12 @@ def panel_for(name: str) -> tuple[str, bool]:
     if "mem" in name.lower():
         return "memory", False
     return name, True
+
+
+def scaled(name: str, values):
+    """`values` of metric `name` in the unit of its panel."""
+    factor = UNIT_SCALE.get(name)
+    return values if factor is None else np.asarray(values, dtype=np.float64) * factor
 
 
 class RunMonitor(QWidget):
@@ -66,11 +80,13 @@ class RunMonitor(QWidget):
         self.eta_s: float | None = None
         self.charts: dict[str, MetricChart] = {}
         self._pending_header = False
+        self._next_chart = 0
         self._overlay_ids: list[str] = []
 
         # Header: name, state, progress, Stop/Resume.
-        self.title = QLabel("No run")
+        self.title = ElidedLabel("No run")
         self.title.setObjectName("pageTitle")
+        self.title.setStyleSheet("font-size: 14pt;")
         self.state_badge = QLabel("")
         self.state_badge.setObjectName("badge")
         self.progress_label = QLabel("")
@@ -79,7 +95,7 @@ class RunMonitor(QWidget):
         self.eta_label.setObjectName("subtitle")
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
-        self.progress.setFixedWidth(160)
+        self.progress.setFixedWidth(120)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Cancel gracefully: the engine saves a checkpoint, then stops.")
         self.stop_button.clicked.connect(self.stop)
@@ -228,6 +244,7 @@ class RunMonitor(QWidget):
     # --------------------------------------------------------------------------------- loading
     def load(self, run_id: str) -> None:
         """Show `run_id`: its stored history now, its live events as they come."""
+        self.clear_overlays()
         self.run_id = run_id
         self.last_seq = -1
         self.step = self.total = self.eta_s = None
@@ -253,7 +270,7 @@ class RunMonitor(QWidget):
         for split, name in self.store.metric_names(run_id):
             steps, times, values = self.store.metric_series(run_id, split, name)
             chart, key = self._series_key(split, name)
-            chart.set_series(key, steps, times, values)
+            chart.set_series(key, steps, times, scaled(name, values))
         stored = self.store.events(run_id, ["log", "sample", "artifact"])
         self._route_events([e for e in stored if e.get("seq", -1) <= self.last_seq] if self.last_seq >= 0 else stored)
         self._fill_overlay_box()
@@ -266,7 +283,8 @@ class RunMonitor(QWidget):
         record = self.store.get_run(self.run_id) if self.run_id else None
         for other in self.store.runs(kind=record.kind if record and record.kind else None):
             if other.run_id != self.run_id:
-                self.overlay_box.addItem(f"{other.name} · {other.run_id}", other.run_id)
+                self.overlay_box.addItem(other.name or other.run_id, other.run_id)
+                self.overlay_box.setItemData(self.overlay_box.count() - 1, other.run_id, Qt.ToolTipRole)
 
     def _on_overlay_chosen(self, index: int) -> None:
         run_id = self.overlay_box.itemData(index)
@@ -279,18 +297,24 @@ class RunMonitor(QWidget):
         by_chart: dict[str, dict[str, tuple]] = {}
         for split, name in self.store.metric_names(run_id):
             chart, key = self._series_key(split, name)
-            by_chart.setdefault(chart.name, {})[key] = self.store.metric_series(run_id, split, name)
+            steps, times, values = self.store.metric_series(run_id, split, name)
+            by_chart.setdefault(chart.name, {})[key] = (steps, times, scaled(name, values))
         record = self.store.get_run(run_id)
         label = record.name if record else run_id
         for chart_name, series in by_chart.items():
             self.charts[chart_name].add_overlay(run_id, label, series)
         self._overlay_ids.append(run_id)
+        index = self.overlay_box.findData(run_id)
+        if index >= 0 and self.overlay_box.currentIndex() != index:
+            self.overlay_box.setCurrentIndex(index)
 
     def clear_overlays(self) -> None:
         for run_id in self._overlay_ids:
             for chart in self.charts.values():
                 chart.remove_overlay(run_id)
         self._overlay_ids.clear()
+        if self.overlay_box.currentData() is not None:
+            self.overlay_box.setCurrentIndex(0)
 
     # ---------------------------------------------------------------------------------- live
     def on_events(self, run_id: str, events: list[dict]) -> None:
@@ -305,6 +329,9 @@ class RunMonitor(QWidget):
 
     def _route_events(self, events: list[dict]) -> None:
         logs, samples, artifacts = [], [], []
+        # Metric points are gathered per series and appended as arrays: one numpy write per
+        # series per batch instead of one Python call per value.
+        points: dict[tuple[str, str], tuple[list, list, list]] = {}
         for event in events:
             kind = event.get("type")
             if kind == "metric":
@@ -314,8 +341,12 @@ class RunMonitor(QWidget):
                     continue
                 for name, value in (event.get("values") or {}).items():
                     if value is None or isinstance(value, (int, float)):
-                        chart, key = self._series_key(split, name)
-                        chart.append(key, step, t, value)
+                        series = points.get((split, name))
+                        if series is None:
+                            series = points[(split, name)] = ([], [], [])
+                        series[0].append(step)
+                        series[1].append(t)
+                        series[2].append(math.nan if value is None else value)
                 if split == "train":
                     self.step = int(step)
                 self._pending_header = True
@@ -344,6 +375,9 @@ class RunMonitor(QWidget):
                 if event.get("error"):
                     self._show_error(event["error"])
                 self._pending_header = True
+        for (split, name), (steps, times, values) in points.items():
+            chart, key = self._series_key(split, name)
+            chart.extend(key, steps, times, scaled(name, values))
         if logs:
             self.log_view.add_events(logs)
         if samples:
@@ -366,10 +400,31 @@ class RunMonitor(QWidget):
         self.error_label.show()
 
     def redraw(self) -> None:
-        """Timer slot: redraw the charts whose buffers changed, and the header."""
+        """Timer slot: redraw the charts whose buffers changed, and the header.
+
+        Charts that are not on screen (another tab, scrolled away) stay dirty until they are.
+        Each tick paints charts until REDRAW_BUDGET_S is spent and leaves the rest to the next
+        tick, so a burst of new points never freezes the window for long.
+        """
         drawn = False
-        for chart in self.charts.values():
-            drawn = chart.refresh() or drawn
+        start = time.perf_counter()
+        charts = list(self.charts.values())
+        n = len(charts)
+        for i in range(n):
+            chart = charts[(self._next_chart + i) % n]
+            if not chart.dirty or (self.isVisible() and chart.visibleRegion().isEmpty()):
+                continue
+            if time.perf_counter() - start > REDRAW_BUDGET_S:
+                self._next_chart = (self._next_chart + i) % n
+                break
+            if chart.refresh():
+                drawn = True
+                if self.isVisible():
+                    # Paint now, inside the budget, not in one big flush later. The scene posts
+                    # its "changed" notice; delivering it first lets this paint consume it
+                    # (otherwise every chart paints twice).
+                    QCoreApplication.sendPostedEvents(chart.plot.scene(), QEvent.MetaCall)
+                    chart.plot.viewport().repaint()
         if self._pending_header:
             self._update_header()
             self._pending_header = False

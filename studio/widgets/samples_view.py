@@ -36,8 +36,13 @@ class SamplesView(QWidget):
             step = QTableWidgetItem(str(event.get("step", "")))
             step.setTextAlignment(Qt.AlignRight | Qt.AlignTop)
             prompt = QTableWidgetItem(repr(event.get("prompt", ""))[1:-1])
-            text = QTableWidgetItem(str(event.get("text", "")))
-            text.setToolTip(str(event.get("text", "")))
+            prompt.setTextAlignment(Qt.AlignLeft | Qt.AlignTop)
+            generated = str(event.get("text", ""))
+            text = QTableWidgetItem(generated.strip("\n") if generated.strip() else "(nothing generated yet)")
+            text.setTextAlignment(Qt.AlignLeft | Qt.AlignTop)
+            if not generated.strip():
+                text.setForeground(self.palette().placeholderText())
+            text.setToolTip(generated)
             for column, item in enumerate((step, prompt, text)):
                 self.table.setItem(0, column, item)
         if events:

@@ -152,3 +152,32 @@ def test_tokenizer_folder_replaces_training(page):
     page.forms["Tokenizer"].editor("tokenizer.path").set_value("/models/tok")
     spec = page.build_spec()
     assert spec.tokenizer.path == "/models/tok" and spec.tokenizer.train is None
+
+
+def test_a_bad_value_is_shown_at_its_own_field(page, qtbot):
+    page.forms["Training"].editor("name").set_value("has spaces/slash")
+    problems = page.validate()
+    assert [p.field for p in problems] == ["name"]
+    row = page.forms["Training"].fields["name"]
+    assert row.error.isVisibleTo(page.forms["Training"]) and "pattern" in row.error.text()
+    assert "⚠" in page.step_list.item(STEPS.index("Training")).text()
+    assert "⚠" not in page.step_list.item(STEPS.index("Model")).text()
+    assert not page.launch_button.isEnabled()
+
+
+def test_a_test_can_drive_the_wizard_with_a_spec_dict(page, tracker, tmp_path):
+    page.set_spec_data({"name": "driven", "train": {"max_steps": 12}, "resources": {"device": "cpu"}})
+    data = page.spec_data()
+    assert data["name"] == "driven" and data["train"]["max_steps"] == 12
+    assert data["model"] == PretrainSpec().model_dump(mode="json")["model"]  # untouched keys keep their values
+    page.go_to_review()
+    review = yaml.safe_load(page.yaml_view.toPlainText())
+    assert review["train"]["max_steps"] == 12 and review["resources"]["device"] == "cpu"
+    assert parse_spec(review) == page.build_spec()
+    other = FakeTracker(tracker.store)
+    page.set_workspace(tmp_path / "elsewhere", other)
+    assert str(tmp_path / "elsewhere") in page.command_label.text()
+    page.launch_button.click()
+    assert other.launched and other.launched[0].parent == tmp_path / "elsewhere" / "specs"
+    assert not tracker.launched
+    assert load_spec(other.launched[0]).name == "driven"

@@ -139,8 +139,37 @@ def test_overlay_of_an_earlier_run(monitor, store):
     overlays = monitor.charts["loss"]._overlays["old"]
     assert {buf.n for _, buf, _ in overlays} == {20, 1}
     assert "other" in monitor.charts["loss"].title_label.text()
+    assert "old" in monitor.charts["loss"].title_label.toolTip()
+    assert monitor.overlay_box.currentData() == "old"  # the box says what is drawn
     monitor.clear_overlays()
     assert not monitor.charts["loss"]._overlays
+    assert monitor.overlay_box.currentData() is None
+
+
+def test_memory_is_charted_in_mb_whatever_unit_the_run_logs(monitor, store):
+    store.add_run("mb", kind="pretrain")
+    store.add_events("mb", [{"seq": 0, "t": 1.0, "type": "metric", "step": 10, "split": "train",
+                             "values": {"memory_mb": 773.3}}])
+    store.add_run("gib", kind="pretrain")
+    store.add_events("gib", [{"seq": 0, "t": 1.0, "type": "metric", "step": 10, "split": "train",
+                              "values": {"memory_gib": 0.75}}])
+    monitor.load("mb")
+    chart = monitor.charts["memory"]
+    assert "MB" in chart.title and chart.point_count("train") == 1
+    assert chart.buffers["train"].values[0] == pytest.approx(773.3)
+    monitor.add_overlay("gib")
+    (_, buf, _), = chart._overlays["gib"]
+    assert buf.values[0] == pytest.approx(768.0)
+
+
+def test_a_long_run_name_is_elided_with_the_whole_name_as_tooltip(monitor, store):
+    name = "a-very-long-run-name-that-does-not-fit-" * 3
+    store.add_run("long", kind="pretrain", name=name)
+    monitor.resize(700, 500)
+    monitor.show()
+    monitor.load("long")
+    assert monitor.title.full_text() == name and monitor.title.toolTip() == name
+    assert "…" in monitor.title.text() and len(monitor.title.text()) < len(name)
 
 
 def test_chart_settings(monitor, store):

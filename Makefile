@@ -29,6 +29,7 @@ screenshots: $(STAMP)
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/pretrain_overhead.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/monitor_load.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/studio_startup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

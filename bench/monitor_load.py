@@ -101,7 +101,9 @@ def replay(app: QApplication, monitor, store, run_id: str, stream: list[dict], r
     drainer.setInterval(20)
 
     def drain() -> None:
-        if not any(chart.dirty for chart in monitor.charts.values()) or drain_clock.elapsed() > 5000:
+        # Charts scrolled out of view stay dirty by design until shown: only on-screen ones count.
+        pending = [c for c in monitor.charts.values() if c.dirty and not c.visibleRegion().isEmpty()]
+        if not pending or drain_clock.elapsed() > 5000:
             drainer.stop()
             loop.quit()
 
@@ -124,8 +126,8 @@ def replay(app: QApplication, monitor, store, run_id: str, stream: list[dict], r
         "seconds": round(send_s[0], 2),
         "achieved_rate": round(len(stream) / send_s[0]),
         "worst_stall_ms": round(max(lateness), 1),
-        # After the first second: the first metric events build the extra panels (epoch,
-        # samples/s…), a one-off cost that the steady stream does not pay again.
+        # After the first second: the first events of a run with metrics beyond the monitor's
+        # fixed panels build a panel each, a one-off cost that the steady stream does not pay again.
         "worst_stall_after_1s_ms": round(max(l for l, at in zip(lateness, stamps) if at > 1.0), 1),
         "p99_stall_ms": round(float(np.percentile(lateness, 99)), 1),
         "worst_batch_ms": round(max(batch_ms), 1),
@@ -212,7 +214,8 @@ def main() -> int:
     figures["pan_zoom"] = pan_zoom(app, args.points, args.frames)
     figures["ok"] = bool(
         figures["monitor_only"]["all_points_arrived"] and figures["with_store_ingest"]["all_points_arrived"]
-        and figures["monitor_only"]["worst_stall_after_1s_ms"] < 100 and figures["pan_zoom"]["frame_ms_p95"] < 50)
+        and figures["monitor_only"]["worst_stall_ms"] < 100 and figures["with_store_ingest"]["worst_stall_ms"] < 100
+        and figures["pan_zoom"]["frame_ms_p95"] < 50)
     print(json.dumps(figures), flush=True)
     # Skip interpreter teardown: destroying pyqtgraph items after the QApplication is gone can
     # abort the process, and the figures are already out.

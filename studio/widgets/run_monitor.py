@@ -28,7 +28,7 @@ from studio.widgets.metric_chart import MetricChart
 from studio.widgets.samples_view import SamplesView
 
 REDRAW_INTERVAL_MS = 100
-REDRAW_BUDGET_S = 0.03
+REDRAW_BUDGET_S = 0.015  # a chart paint can take ~40 ms under software rendering: start few per tick
 # The fixed panels, in grid order, with the metric names (as engines spell them) each one shows.
 PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("loss", "Loss", ("loss", "train_loss", "eval_loss")),
@@ -36,6 +36,12 @@ PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("grad_norm", "Gradient norm", ("grad_norm", "gradient_norm")),
     ("tokens_per_s", "Tokens / s", ("tokens_per_s", "tokens_per_second", "tokens_per_sec", "tokens/s")),
     ("memory", "Memory (MB)", ("memory_mb", "memory_gib", "memory_gb", "memory", "gpu_memory_gib", "max_memory_gib")),
+    # The rest of what the pretraining job reports (docs/protocol.md). Built up front with the
+    # others: building a panel while events stream in costs a layout pass (~100 ms) on the GUI thread.
+    ("perplexity", "Perplexity", ("perplexity",)),
+    ("samples_per_s", "Samples / s", ("samples_per_s",)),
+    ("tflops", "TFLOP/s", ("tflops",)),
+    ("epoch", "Epoch", ("epoch",)),
 )
 _ALIASES = {alias: key for key, _, aliases in PANELS for alias in aliases}
 # The memory panel is in MB (the engine's `memory_mb`); metrics other engines log in GiB/GB are

@@ -15,3 +15,12 @@ def workspace(tmp_path):
     ws = tmp_path / "workspace"
     (ws / "runs").mkdir(parents=True)
     return ws
+
+
+@pytest.fixture
+def store(workspace):
+    """The studio's store in the workspace, closed after the test."""
+    from studio.store import Store
+    s = Store(workspace / "store.db")
+    yield s
+    s.close()

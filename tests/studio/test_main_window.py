@@ -13,7 +13,6 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from studio.main_window import PAGE_KEYS, MainWindow
 from studio.screenshots import synthetic_demo_events
-from studio.store import Store
 
 HEAVY = ("torch", "transformers", "datasets", "peft", "trl", "deepspeed", "bitsandbytes", "gradio")
 
@@ -30,13 +29,6 @@ class FakeTracker(QObject):
 
     def shutdown(self):
         pass
-
-
-@pytest.fixture
-def store(workspace):
-    s = Store(workspace / "store.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from PySide6.QtCore import QObject, Signal
 from engine.sizing import MODEL_PRESETS
 from engine.specs import PretrainSpec, load_spec, parse_spec
 from studio.pages.pretrain import STEPS, PretrainPage
-from studio.store import Store
 
 
 class FakeCommand(QObject):
@@ -41,13 +40,6 @@ class FakeTracker(QObject):
 
     def resume(self, run_id):
         pass
-
-
-@pytest.fixture
-def store(workspace):
-    s = Store(workspace / "store.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import pytest
 from PySide6.QtCore import QObject, Signal
 
 from studio.screenshots import synthetic_demo_events
-from studio.store import Store
 from studio.widgets.run_monitor import RunMonitor
 
 
@@ -29,13 +28,6 @@ class FakeTracker(QObject):
 
     def resume(self, run_id):
         self.calls.append(("resume", run_id))
-
-
-@pytest.fixture
-def store(workspace):
-    s = Store(workspace / "store.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -156,6 +156,10 @@ class MainWindow(QMainWindow):
             from studio.pages.pretrain import PretrainPage
 
             return PretrainPage(self.store, self.tracker, self.workspace)
+        if key == "tokenizer":
+            from studio.pages.tokenizer import TokenizerPage
+
+            return TokenizerPage(self.store, self.tracker, self.workspace)
         if key == "runs":
             from studio.pages.runs import RunsPage
 

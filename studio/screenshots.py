@@ -180,7 +180,78 @@ def build_demo_workspace(workspace: Path, store) -> dict[str, str]:
         store.add_run(run_id, kind="pretrain", name=(first.get("spec") or {}).get("name", key),
                       run_dir=str(run_dir), created=first.get("t"))
         store.add_events(run_id, streams[key])
+    tokenizer_run = build_demo_tokenizer_run(workspace, store)
+    if tokenizer_run:
+        runs["tokenizer"] = tokenizer_run
     return runs
+
+
+DEMO_TOKENIZER_TEXTS = [
+    "def read_config(path):\n    \"\"\"Return the settings stored in the file at path.\"\"\"\n    with open(path) as f:\n"
+    "        return json.load(f)\n",
+    "The function returns the default value when the key is missing from the mapping.",
+    "Raise ValueError if the argument is negative; otherwise return its square root.",
+    "for item in items:\n\tif item.name == name:\n\t\treturn item\n",
+] * 50
+
+
+def build_demo_tokenizer_run(workspace: Path, store) -> str | None:
+    """A finished tokenizer run for the screenshots: a small byte-level BPE trained here in
+    milliseconds with `tokenizers` on a few made-up lines (NOT a real run's output), a character-level
+    tokenizer to compare it with, and a report.json computed from the two on the same lines."""
+    try:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    except ImportError:
+        return None
+    run_id = "demo-tokenizer-20261123-101500-a1b2"
+    run_dir = workspace / "runs" / run_id
+    folders = {"demo-tokenizer": run_dir / "output" / "tokenizer",
+               "chars-only": workspace / "saved" / "chars-only"}
+    tokenizers = {}
+    for name, vocab in (("demo-tokenizer", 700), ("chars-only", 300)):
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=["<|bos|>", "<|eos|>", "<|pad|>"],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        tokenizer.train_from_iterator(DEMO_TOKENIZER_TEXTS, trainer)
+        folders[name].mkdir(parents=True, exist_ok=True)
+        tokenizer.save(str(folders[name] / "tokenizer.json"))
+        tokenizers[name] = tokenizer
+    texts = sorted(set(DEMO_TOKENIZER_TEXTS))
+    n_chars = sum(len(t) for t in texts)
+    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    n_words = sum(len(t.split()) for t in texts)
+    rows = []
+    for name, tokenizer in tokenizers.items():
+        ids = [i for t in texts for i in tokenizer.encode(t).ids]
+        vocab = tokenizer.get_vocab()
+        longest = sorted((tokenizer.decode([i]) for i in vocab.values() if i > 2), key=lambda t: (-len(t), t))[:6]
+        rows.append({"name": name, "vocab_size": tokenizer.get_vocab_size(), "tokens": len(ids),
+                     "bytes_per_token": n_bytes / len(ids), "chars_per_token": n_chars / len(ids),
+                     "tokens_per_word": len(ids) / n_words, "unk_rate": 0.0,
+                     "vocab_used": len(set(ids)) / tokenizer.get_vocab_size(), "longest_tokens": longest})
+    (run_dir / "output" / "report.json").write_text(json.dumps(
+        {"sample": {"documents": len(texts), "characters": n_chars, "bytes": n_bytes, "words": n_words},
+         "tokenizers": rows}, indent=2), encoding="utf-8")
+    spec = {"kind": "tokenizer", "name": "demo-tokenizer",
+            "tokenizer": {"algorithm": "byte-bpe", "vocab_size": 700},
+            "report": {"compare_with": [str(folders["chars-only"])]}}
+    (run_dir / "spec.yaml").write_text(json.dumps(spec), encoding="utf-8")  # JSON is YAML
+    t0 = time.time() - 900
+    events = [
+        {"v": PROTOCOL_VERSION, "seq": 0, "t": t0, "type": "started", "run_id": run_id, "spec": spec,
+         "host": "workstation", "pid": 4243, "engine_version": "0.1.0", "devices": [], "resumed_from_step": None},
+        {"v": PROTOCOL_VERSION, "seq": 1, "t": t0 + 1, "type": "log", "level": "info",
+         "message": "Trained a byte-bpe tokenizer of 700 tokens."},
+        {"v": PROTOCOL_VERSION, "seq": 2, "t": t0 + 2, "type": "artifact", "kind": "tokenizer",
+         "path": "output/tokenizer", "meta": {"vocab_size": 700}},
+        {"v": PROTOCOL_VERSION, "seq": 3, "t": t0 + 3, "type": "finished", "status": "completed",
+         "summary": {"vocab_size": 700}},
+    ]
+    store.add_run(run_id, kind="tokenizer", name="demo-tokenizer", run_dir=str(run_dir), created=t0)
+    store.add_events(run_id, events)
+    return run_id
 
 
 def _settle(app: QApplication, rounds: int = 6) -> None:
@@ -224,11 +295,31 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
                     page = window.page("pretrain")
                     page.go_to_step(0)
                     shot("pretrain")
+                    if runs.get("tokenizer"):
+                        page.go_to_step(1)
+                        page.use_tokenizer(str(ws / "runs" / runs["tokenizer"] / "output" / "tokenizer"))
+                        _settle(app)
+                        page.steps.currentWidget().ensureWidgetVisible(page.token_view, 0, 0)
+                        shot("pretrain-tokenizer")
+                        page.use_tokenizer(None)
                     page.go_to_step(2)
                     page.apply_preset("small (~10M)")
                     shot("pretrain-model")
                     page.go_to_step(5)
                     shot("pretrain-review")
+                    page.reset()
+                    continue
+                if key == "tokenizer":
+                    page = window.page("tokenizer")
+                    page.show_wizard()
+                    page.go_to_step(0)
+                    shot("tokenizer")
+                    page.go_to_step(1)
+                    shot("tokenizer-settings")
+                    if runs.get("tokenizer"):
+                        page.show_run(runs["tokenizer"])
+                        shot("tokenizer-results")
+                        page.show_wizard()
                     page.reset()
                     continue
                 shot(key)

@@ -17,6 +17,7 @@ and `AutoTokenizer.from_pretrained` reads back.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -35,39 +36,89 @@ BYTE_TOKENS = [f"<0x{b:02X}>" for b in range(256)]
 _BATCH = 1000  # texts handed to the Rust trainer at a time
 
 
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Normalisation and pre-tokenisation choices; the defaults are each recipe's standard pipeline."""
+
+    unicode: str = "none"  # none | nfc | nfkc
+    lowercase: bool = False
+    split_digits: bool = False
+    prefix_space: bool | None = None  # None: the algorithm's usual
+
+
 def train_tokenizer(
     texts: Iterable[str],
     cfg: TokenizerTraining,
     model_max_length: int,
     objective: str = "clm",
     progress: Callable[[str, int, int | None], None] | None = None,
+    *,
+    specials: dict[str, str] | None = None,
+    extra_specials: list[str] | tuple[str, ...] = (),
+    options: PipelineOptions = PipelineOptions(),
 ) -> PreTrainedTokenizerFast:
     """Train a tokenizer of `cfg.algorithm` on `texts`; `len(result) <= cfg.vocab_size`.
 
     `objective` ("clm" or "mlm") picks the special tokens and the post-processor.
     `progress(message, done, total)` is called with the number of texts read, if given.
+    `specials` (HF attribute -> token, in vocabulary order) replaces the objective's special tokens;
+    `extra_specials` are more tokens kept whole (chat markers); `options` changes the pipeline.
     Raises TokenizerError when the vocabulary is too small for the algorithm's fixed tokens.
     """
     if objective not in ("clm", "mlm"):
         raise ValueError(f"objective must be 'clm' or 'mlm', not {objective!r}")
-    specials = CLM_SPECIALS if objective == "clm" else MLM_SPECIALS
-    special_list = list(specials.values())
-    unk = specials["unk_token"]
+    if specials is None:
+        specials = CLM_SPECIALS if objective == "clm" else MLM_SPECIALS
+    special_list = list(dict.fromkeys([*specials.values(), *extra_specials]))
+    unk = specials.get("unk_token")
     _check_vocab_size(cfg, len(special_list))
 
     tokenizer, trainer = _recipe(cfg, special_list, unk)
+    _apply_options(tokenizer, cfg.algorithm, options)
     tokenizer.train_from_iterator(_batches(texts, progress), trainer=trainer)
     if cfg.algorithm == "bpe":
         tokenizer = _with_byte_tokens(tokenizer, special_list, unk)
-    tokenizer.post_processor = _post_processor(cfg.algorithm, specials, tokenizer)
+    processor = _post_processor(cfg.algorithm, specials, tokenizer)
+    if processor is not None:
+        tokenizer.post_processor = processor
 
+    extra = [t for t in extra_specials if t not in specials.values()]
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         model_max_length=model_max_length,
         # Cleaning up spaces around punctuation would break the exact decode(encode(s)) == s.
         clean_up_tokenization_spaces=False,
+        **({"additional_special_tokens": extra} if extra else {}),
         **specials,
     )
+
+
+def _apply_options(tok: Tokenizer, algorithm: str, options: PipelineOptions) -> None:
+    """Put the normalisation and pre-tokenisation choices into a recipe's pipeline (before training)."""
+    if options == PipelineOptions():
+        return
+    if options.prefix_space is not None and algorithm == "byte-bpe":
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=options.prefix_space, use_regex=True)
+    elif options.prefix_space is not None and algorithm in ("bpe", "unigram"):
+        scheme = "always" if options.prefix_space else "never"
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme)
+        if algorithm == "unigram":
+            tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme=scheme)
+        elif not options.prefix_space:  # nothing was prepended, so nothing is cut when decoding
+            tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    if options.split_digits:
+        # After the word split, so that Metaspace's ▁ and ByteLevel's Ġ stay on the word they belong to.
+        tok.pre_tokenizer = pre_tokenizers.Sequence([tok.pre_tokenizer, pre_tokenizers.Digits(individual_digits=True)])
+    steps = []
+    if options.unicode != "none":
+        steps.append(normalizers.NFC() if options.unicode == "nfc" else normalizers.NFKC())
+    if tok.normalizer is not None:  # wordpiece's BERT normaliser
+        steps.append(normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
+                                                lowercase=options.lowercase))
+    elif options.lowercase:
+        steps.append(normalizers.Lowercase())
+    if steps:
+        tok.normalizer = steps[0] if len(steps) == 1 else normalizers.Sequence(steps)
 
 
 def load_tokenizer(path: str) -> PreTrainedTokenizerFast:
@@ -170,19 +221,21 @@ def _with_byte_tokens(trained: Tokenizer, specials: list[str], unk: str) -> Toke
     return rebuilt
 
 
-def _post_processor(algorithm: str, specials: dict[str, str], tok: Tokenizer) -> processors.PostProcessor:
-    if "cls_token" in specials:
+def _post_processor(algorithm: str, specials: dict[str, str], tok: Tokenizer) -> processors.PostProcessor | None:
+    template = None
+    if "cls_token" in specials and "sep_token" in specials:
         cls, sep = specials["cls_token"], specials["sep_token"]
         template = processors.TemplateProcessing(
             single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
             special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])
-    else:
+    elif "bos_token" in specials:
         bos = specials["bos_token"]
         template = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, tok.token_to_id(bos))])
     if algorithm == "byte-bpe":
         # Keep byte-level offsets right (trim_offsets=False: offsets cover the spaces too).
-        return processors.Sequence([processors.ByteLevel(trim_offsets=False), template])
+        byte_level = processors.ByteLevel(trim_offsets=False)
+        return processors.Sequence([byte_level, template]) if template else byte_level
     return template
 
 

@@ -70,6 +70,9 @@ class PretrainPage(QWidget):
     and `monitor` is then the RunMonitor showing that run. `set_workspace(path, tracker)` points
     the page at another workspace (and run tracker) after construction.
 
+    The Tokenizer step offers the tokenizers of earlier runs (`tokenizer_picker`; `use_tokenizer(path)`)
+    and previews the chosen one as the user types (`token_view`, a TokenView).
+
     Also public: `forms` (step name -> SpecForm), `step_list`, `steps` (QStackedWidget),
     `next_button`, `back_button`, `preset_box`, `estimate_label`, `yaml_view`, `command_label`,
     `problems_label`, `status_label`, `last_spec_path`.
@@ -221,15 +224,25 @@ class PretrainPage(QWidget):
         self.steps.addWidget(page)
 
     def _build_tokenizer_step(self) -> None:
+        from studio.widgets.token_view import TokenizerPicker, TokenView
+
         page, layout = self._step_page("Tokenizer")
-        form = self._form("Tokenizer")
-        layout.addWidget(form)
+        saved_box = QGroupBox("Use a tokenizer from an earlier run")
+        self.tokenizer_picker = TokenizerPicker(self.workspace, none_label="None: train a new one with this run")
+        self.tokenizer_picker.chosen.connect(self.use_tokenizer)
         self.tokenizer_folder_button = QPushButton("Use a tokenizer folder…")
         self.tokenizer_folder_button.clicked.connect(self._choose_tokenizer_folder)
-        row = QHBoxLayout()
-        row.addWidget(self.tokenizer_folder_button)
-        row.addStretch(1)
-        layout.addLayout(row)
+        saved_row = QHBoxLayout(saved_box)
+        saved_row.addWidget(self.tokenizer_picker, 1)
+        saved_row.addWidget(self.tokenizer_folder_button)
+        layout.addWidget(saved_box)
+        form = self._form("Tokenizer")
+        layout.addWidget(form)
+        preview_box = QGroupBox("Preview")
+        self.token_view = TokenView()
+        self.token_view.setMinimumHeight(280)
+        QVBoxLayout(preview_box).addWidget(self.token_view)
+        layout.addWidget(preview_box)
         layout.addStretch(1)
         # A folder and training exclude each other: typing a folder turns training off.
         form.editor("tokenizer.path").changed.connect(self._tokenizer_path_changed)
@@ -304,6 +317,8 @@ class PretrainPage(QWidget):
         index = max(0, min(index, len(STEPS) - 1))
         if STEPS[index] == "Review":
             self.refresh_review()
+        if STEPS[index] == "Tokenizer":
+            self.tokenizer_picker.refresh()
         if self.steps.currentIndex() != index:
             self.steps.setCurrentIndex(index)
         if self.step_list.currentRow() != index:
@@ -322,6 +337,7 @@ class PretrainPage(QWidget):
         self._sync_preset()
         self.update_estimate()
         self.update_preview()
+        self.update_token_preview()
         self.validate()
 
     def spec_values(self) -> dict:
@@ -342,6 +358,7 @@ class PretrainPage(QWidget):
             form.set_values(merged)
         self._sync_preset()
         self.update_estimate()
+        self.update_token_preview()
         self.validate()
 
     def go_to_review(self) -> None:
@@ -350,6 +367,7 @@ class PretrainPage(QWidget):
     def set_workspace(self, workspace: Path | str, tracker: Any = None) -> None:
         """Write specs into `workspace` from now on, and launch through `tracker` when given."""
         self.workspace = Path(workspace)
+        self.tokenizer_picker.set_workspace(self.workspace)
         if tracker is not None and tracker is not self.tracker:
             if self.tracker is not None:
                 try:
@@ -441,13 +459,45 @@ class PretrainPage(QWidget):
     def _choose_tokenizer_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a saved tokenizer folder", str(Path.home()))
         if path:
-            self.forms["Tokenizer"].editor("tokenizer.path").set_value(path)
+            self.use_tokenizer(path)
+
+    def use_tokenizer(self, path: str | None) -> None:
+        """Use a saved tokenizer folder (training off), or train a new one when `path` is empty."""
+        form = self.forms["Tokenizer"]
+        if path:
+            form.editor("tokenizer.path").set_value(str(path))
+        else:
+            form.editor("tokenizer.path").set_value(None)
+            form.groups["tokenizer.train"].setChecked(True)
+        self._tokenizer_path_changed()
 
     def _tokenizer_path_changed(self) -> None:
-        has_path = self.forms["Tokenizer"].editor("tokenizer.path").value() is not None
+        path = self.forms["Tokenizer"].editor("tokenizer.path").value()
         box = self.forms["Tokenizer"].groups["tokenizer.train"]
-        if has_path and box.isChecked():
+        if path is not None and box.isChecked():
             box.setChecked(False)
+        self.update_token_preview()
+
+    def update_token_preview(self) -> None:
+        """Preview the chosen tokenizer folder; a tokenizer still to be trained has nothing to show yet."""
+        path = self.forms["Tokenizer"].editor("tokenizer.path").value()
+        if path:
+            if path not in self.tokenizer_picker.paths():
+                self.tokenizer_picker.add_path(path, select=False)
+            self.tokenizer_picker.select(path, emit=False)
+            if Path(path).expanduser().exists():
+                self.token_view.set_tokenizer(path)
+            else:
+                self.token_view.set_tokenizer(None)
+                self.token_view.chips.placeholder = (f"{path} is not a folder on this computer (a hub id?): the engine "
+                                                     "loads it when the run starts.")
+                self.token_view.chips.update()
+        else:
+            self.tokenizer_picker.select(None, emit=False)
+            self.token_view.set_tokenizer(None)
+            self.token_view.chips.placeholder = ("A new tokenizer is trained when the run starts. Pick one from an "
+                                                 "earlier run above to see how it splits your text.")
+            self.token_view.chips.update()
 
     # ---------------------------------------------------------------------- model sizing
     def apply_preset(self, name: str) -> None:

@@ -8,22 +8,17 @@ trains, then the new tokenizer side by side with another one and the report's fi
 from __future__ import annotations
 
 import json
-import shlex
-import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QListWidget, QPlainTextEdit,
-    QProgressBar, QPushButton, QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QSplitter,
+    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from engine.rundir import ACTIVE_STATES
-from engine.specs import SpecError, json_schema, parse_spec, spec_to_yaml
-from studio.pages.pretrain import _deep_merge, _mono, _scrolled, spec_to_yaml_unvalidated
-from studio.widgets.corpus_preview import source_preview
-from studio.widgets.spec_form import SpecForm
+from studio.widgets.spec_wizard import SpecWizard, scrolled
 from studio.widgets.token_view import TokenCompareView, TokenizerPicker
 
 KIND = "tokenizer"
@@ -254,7 +249,7 @@ def read_report(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-class TokenizerPage(QWidget):
+class TokenizerPage(SpecWizard):
     """The wizard, then the results of the run it launched.
 
     Driving it from a test: `set_spec_data(dict)`, `spec_data()`, `build_spec()`, `validate()`,
@@ -265,144 +260,43 @@ class TokenizerPage(QWidget):
     `last_spec_path`, `set_workspace(path, tracker)`.
     """
 
-    launched = Signal(str)
+    KIND = KIND
+    STEPS = STEPS
+    STEP_INTROS = STEP_INTROS
+    TITLE = "Build a tokenizer"
+    SUBTITLE = "Train a tokenizer on your text, see how it splits anything you type, and measure it."
+    LAUNCH_LABEL = "Train tokenizer"
 
-    def __init__(self, store: Any = None, tracker: Any = None, workspace: Path | str | None = None,
-                 parent: QWidget | None = None):
-        super().__init__(parent)
-        self.store, self.tracker = store, tracker
-        self.workspace = Path(workspace) if workspace else Path.home() / "atelier"
-        self.schema = json_schema(KIND)
-        self.fields = step_fields(self.schema)
-        self.forms: dict[str, SpecForm] = {}
-        self.problems: list = []
-        self.last_spec_path: Path | None = None
-        self._launching = None
+    # ------------------------------------------------------------------------------- hooks
+    def _step_fields(self) -> dict[str, list[str]]:
+        return step_fields(self.schema)
 
-        self.stack = QStackedWidget()
-        self.wizard = QWidget()
-        self.results = TokenizerResults(store, tracker, self.workspace)
+    def _build_run_view(self) -> None:
+        self.results = TokenizerResults(self.store, self.tracker, self.workspace)
         self.results.new_button.clicked.connect(self.show_wizard)
-        self.stack.addWidget(self.wizard)
         self.stack.addWidget(self.results)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.stack)
 
-        title = QLabel("Build a tokenizer")
-        title.setObjectName("pageTitle")
-        subtitle = QLabel("Train a tokenizer on your text, see how it splits anything you type, and measure it.")
-        subtitle.setObjectName("subtitle")
-        self.step_list = QListWidget()
-        self.step_list.setObjectName("steps")
-        self.step_list.setFixedWidth(170)
-        for i, name in enumerate(STEPS, 1):
-            self.step_list.addItem(f"{i}.  {name}")
-        self.steps = QStackedWidget()
-        self._build_corpus_step()
+    def _build_steps(self) -> None:
+        self._build_corpus_step(preview_height=140, sizes=[380, 240])
         self._build_form_step("Tokenizer")
         self._build_report_step()
-        self._build_review_step()
-        self.step_list.currentRowChanged.connect(self.go_to_step)
 
-        self.back_button = QPushButton("Back")
-        self.next_button = QPushButton("Next")
-        self.next_button.setObjectName("primary")
-        self.launch_button = QPushButton("Train tokenizer")
-        self.launch_button.setObjectName("primary")
-        self.launch_button.setToolTip("Write the spec into the workspace and start the run on the engine.")
-        self.back_button.clicked.connect(lambda: self.go_to_step(self.steps.currentIndex() - 1))
-        self.next_button.clicked.connect(lambda: self.go_to_step(self.steps.currentIndex() + 1))
-        self.launch_button.clicked.connect(self.launch)
-        self.status_label = QLabel("")
-        self.status_label.setObjectName("help")
-        self.status_label.setWordWrap(True)
-        nav = QHBoxLayout()
-        nav.addWidget(self.status_label, 1)
-        nav.addWidget(self.back_button)
-        nav.addWidget(self.next_button)
-        nav.addWidget(self.launch_button)
-        body = QHBoxLayout()
-        body.setSpacing(18)
-        body.addWidget(self.step_list)
-        body.addWidget(self.steps, 1)
-        outer = QVBoxLayout(self.wizard)
-        outer.setContentsMargins(24, 18, 24, 16)
-        outer.setSpacing(10)
-        outer.addWidget(title)
-        outer.addWidget(subtitle)
-        outer.addSpacing(6)
-        outer.addLayout(body, 1)
-        outer.addLayout(nav)
+    def _entering_step(self, name: str) -> None:
+        if name == "Report":
+            self.compare_picker.refresh()
 
-        self._validate_timer = QTimer(self)
-        self._validate_timer.setSingleShot(True)
-        self._validate_timer.setInterval(150)
-        self._validate_timer.timeout.connect(self.validate)
-        self._preview_timer = QTimer(self)
-        self._preview_timer.setSingleShot(True)
-        self._preview_timer.setInterval(300)
-        self._preview_timer.timeout.connect(self.update_preview)
-        for form in self.forms.values():
-            form.changed.connect(self._validate_timer.start)
-        self.forms["Corpus"].changed.connect(self._preview_timer.start)
-        if tracker is not None:
-            tracker.launch_failed.connect(self._launch_failed)
-        self.reset()
+    def _workspace_changed(self) -> None:
+        self.results.workspace = self.workspace
+        self.compare_picker.set_workspace(self.workspace)
+
+    def _tracker_slots(self, tracker: Any) -> list[tuple[Any, Any]]:
+        return super()._tracker_slots(tracker) + [(tracker.run_events, self.results.on_events),
+                                                   (tracker.run_state_changed, self.results.on_state_changed)]
+
+    def _tracker_changed(self) -> None:
+        self.results.tracker = self.tracker
 
     # ------------------------------------------------------------------------------- steps
-    def _step_page(self, name: str) -> tuple[QWidget, QVBoxLayout]:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 8, 0)
-        layout.setSpacing(12)
-        intro = QLabel(STEP_INTROS[name])
-        intro.setObjectName("subtitle")
-        intro.setWordWrap(True)
-        layout.addWidget(intro)
-        return page, layout
-
-    def _form(self, name: str) -> SpecForm:
-        form = SpecForm(self.schema, self.fields[name])
-        self.forms[name] = form
-        return form
-
-    def _build_form_step(self, name: str) -> None:
-        page, layout = self._step_page(name)
-        layout.addWidget(self._form(name))
-        layout.addStretch(1)
-        self.steps.addWidget(_scrolled(page))
-
-    def _build_corpus_step(self) -> None:
-        page, layout = self._step_page("Corpus")
-        form = self._form("Corpus")
-        add_files = QPushButton("Add files…")
-        add_folder = QPushButton("Add folder…")
-        add_files.clicked.connect(self._add_files)
-        add_folder.clicked.connect(self._add_folder)
-        buttons = QHBoxLayout()
-        buttons.addWidget(add_files)
-        buttons.addWidget(add_folder)
-        buttons.addStretch(1)
-        preview_box = QGroupBox("Preview")
-        self.preview = QPlainTextEdit()
-        self.preview.setReadOnly(True)
-        self.preview.setPlaceholderText("Add a source to see a few of its documents.")
-        self.preview.setMinimumHeight(140)
-        QVBoxLayout(preview_box).addWidget(self.preview)
-        top = QWidget()
-        top_layout = QVBoxLayout(top)
-        top_layout.setContentsMargins(0, 0, 8, 0)
-        top_layout.addWidget(form)
-        top_layout.addLayout(buttons)
-        splitter = QSplitter(Qt.Vertical)
-        splitter.addWidget(_scrolled(top))
-        splitter.addWidget(preview_box)
-        splitter.setSizes([380, 240])
-        splitter.setChildrenCollapsible(False)
-        layout.addWidget(splitter, 1)
-        self.steps.addWidget(page)
-
     def _build_report_step(self) -> None:
         page, layout = self._step_page("Report")
         layout.addWidget(self._form("Report"))
@@ -417,166 +311,9 @@ class TokenizerPage(QWidget):
         box_layout.addWidget(note)
         layout.addWidget(box)
         layout.addStretch(1)
-        self.steps.addWidget(_scrolled(page))
+        self.steps.addWidget(scrolled(page))
 
-    def _build_review_step(self) -> None:
-        page, layout = self._step_page("Review")
-        self.yaml_view = QPlainTextEdit()
-        self.yaml_view.setReadOnly(True)
-        _mono(self.yaml_view)
-        self.command_label = QLabel("")
-        self.command_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.command_label.setWordWrap(True)
-        self.command_label.setFont(self.yaml_view.font())
-        self.problems_label = QLabel("")
-        self.problems_label.setObjectName("fieldError")
-        self.problems_label.setWordWrap(True)
-        self.problems_label.hide()
-        command_box = QGroupBox("Equivalent command")
-        QVBoxLayout(command_box).addWidget(self.command_label)
-        yaml_box = QGroupBox("Spec (YAML)")
-        QVBoxLayout(yaml_box).addWidget(self.yaml_view)
-        layout.addWidget(self.problems_label)
-        layout.addWidget(command_box)
-        layout.addWidget(yaml_box, 1)
-        self.steps.addWidget(page)
-
-    def go_to_step(self, index: int) -> None:
-        index = max(0, min(index, len(STEPS) - 1))
-        if STEPS[index] == "Review":
-            self.refresh_review()
-        if STEPS[index] == "Report":
-            self.compare_picker.refresh()
-        if self.steps.currentIndex() != index:
-            self.steps.setCurrentIndex(index)
-        if self.step_list.currentRow() != index:
-            self.step_list.setCurrentRow(index)
-        self.back_button.setEnabled(index > 0)
-        self.next_button.setVisible(index < len(STEPS) - 1)
-        self.launch_button.setVisible(index == len(STEPS) - 1)
-
-    # ------------------------------------------------------------------------------ values
-    def reset(self) -> None:
-        defaults = self._spec_class()().model_dump(mode="json")
-        for form in self.forms.values():
-            form.set_values(defaults)
-        self.go_to_step(0)
-        self.update_preview()
-        self.validate()
-
-    @staticmethod
-    def _spec_class():
-        from engine.specs import SPEC_MODELS
-
-        return SPEC_MODELS[KIND]
-
-    def spec_data(self) -> dict:
-        """The current values as a spec dict (not validated; `build_spec()` validates)."""
-        data: dict = {"kind": KIND}
-        for form in self.forms.values():
-            data.update(form.values())
-        return data
-
-    def set_spec_data(self, data: dict) -> None:
-        """Fill the forms from a spec dict; keys it leaves out keep their current values."""
-        merged = _deep_merge(self.spec_data(), data)
-        for form in self.forms.values():
-            form.set_values(merged)
-        self.validate()
-
-    def build_spec(self):
-        return parse_spec(self.spec_data(), "wizard")
-
-    def validate(self) -> list:
-        """Check the values; show each problem at its field and mark the steps that have one."""
-        try:
-            self.build_spec()
-            self.problems = []
-        except SpecError as e:
-            self.problems = e.problems
-        for i, name in enumerate(STEPS):
-            form = self.forms.get(name)
-            shown = form.show_problems(self.problems) if form else []
-            item = self.step_list.item(i)
-            item.setText(f"{i + 1}.  {name}" + ("  ⚠" if shown else ""))
-            item.setToolTip("\n".join(str(p) for p in shown))
-        count = len(self.problems)
-        self.status_label.setText(f"{count} problem{'s' if count != 1 else ''} to fix before launching "
-                                  "(marked ⚠)." if count else "")
-        self.launch_button.setEnabled(not count and self._launching is None)
-        if self.steps.currentIndex() == len(STEPS) - 1:
-            self.refresh_review()
-        return self.problems
-
-    def go_to_review(self) -> None:
-        self.go_to_step(len(STEPS) - 1)
-
-    def set_workspace(self, workspace: Path | str, tracker: Any = None) -> None:
-        self.workspace = Path(workspace)
-        self.results.workspace = self.workspace
-        self.compare_picker.set_workspace(self.workspace)
-        if tracker is not None and tracker is not self.tracker:
-            if self.tracker is not None:
-                for signal, slot in ((self.tracker.launch_failed, self._launch_failed),
-                                     (self.tracker.run_events, self.results.on_events),
-                                     (self.tracker.run_state_changed, self.results.on_state_changed)):
-                    try:
-                        signal.disconnect(slot)
-                    except (RuntimeError, TypeError):
-                        pass
-            self.tracker = self.results.tracker = tracker
-            tracker.launch_failed.connect(self._launch_failed)
-            tracker.run_events.connect(self.results.on_events)
-            tracker.run_state_changed.connect(self.results.on_state_changed)
-        if self.steps.currentIndex() == len(STEPS) - 1:
-            self.refresh_review()
-
-    def spec_path_for(self, spec) -> Path:
-        return self.workspace / "specs" / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
-
-    def refresh_review(self) -> None:
-        try:
-            spec = self.build_spec()
-        except SpecError as e:
-            self.problems_label.setText("Fix these before launching:\n" + "\n".join(f"• {p}" for p in e.problems))
-            self.problems_label.show()
-            self.yaml_view.setPlainText(spec_to_yaml_unvalidated(self.spec_data()))
-            self.command_label.setText("studio-engine run spec.yaml")
-            return
-        self.problems_label.hide()
-        self.yaml_view.setPlainText(spec_to_yaml(spec))
-        path = self.spec_path_for(spec)
-        self.command_label.setText(
-            f"studio-engine --workspace {shlex.quote(str(self.workspace))} run {shlex.quote(str(path))}\n"
-            f"# in short, from the workspace:  studio-engine run spec.yaml")
-
-    # ----------------------------------------------------------------------- corpus & compare
-    def _add_files(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add text files", str(Path.home()),
-                                                "Text corpora (*.txt *.jsonl *.json *.csv *.parquet);;All files (*)")
-        for path in paths:
-            self.add_source(path)
-
-    def _add_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Add a folder of text files", str(Path.home()))
-        if path:
-            self.add_source(path)
-
-    def add_source(self, source: str) -> None:
-        self.forms["Corpus"].editor("data.sources").add_item(str(source))
-
-    def update_preview(self) -> None:
-        values = self.forms["Corpus"].values()["data"]
-        parts = []
-        for source in (values.get("sources") or [])[:6]:
-            preview = source_preview(source, values.get("text_field") or "text", limit=4)
-            parts.append(f"■ {source}" + (f"  —  {preview.note}" if preview.note else ""))
-            for doc in preview.documents:
-                text = doc.text if len(doc.text) < 600 else doc.text[:600] + " …"
-                parts.append(f"  [{doc.source}]\n" + "\n".join("  " + line for line in text.splitlines()))
-            parts.append("")
-        self.preview.setPlainText("\n".join(parts).rstrip())
-
+    # ------------------------------------------------------------------------------ compare
     def add_comparison(self, path: str) -> None:
         """Add a tokenizer folder to `report.compare_with` (once)."""
         if not path:
@@ -586,50 +323,6 @@ class TokenizerPage(QWidget):
             editor.add_item(path)
         self.compare_picker.select(None, emit=False)
         self.validate()
-
-    # ---------------------------------------------------------------------------- launch
-    def write_spec(self) -> Path:
-        spec = self.build_spec()
-        path = self.spec_path_for(spec)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(spec_to_yaml(spec), encoding="utf-8")
-        self.last_spec_path = path
-        return path
-
-    def launch(self) -> Path | None:
-        """Write the spec YAML into the workspace and start it through the tracker."""
-        if self.validate():
-            self.go_to_step(len(STEPS) - 1)
-            return None
-        path = self.write_spec()
-        if self.tracker is None:
-            self.status_label.setText(f"Spec written to {path}; no engine is connected to run it.")
-            return path
-        self.status_label.setText(f"Starting {path.name} on the local engine…")
-        self.launch_button.setEnabled(False)
-        command = self.tracker.launch(path)
-        self._launching = command
-        command.succeeded.connect(self._launch_succeeded)
-        command.failed.connect(lambda _message: self._launch_done())
-        return path
-
-    def _launch_done(self) -> None:
-        self._launching = None
-        self.launch_button.setEnabled(not self.problems)
-
-    def _launch_succeeded(self, info: Any) -> None:
-        self._launch_done()
-        if isinstance(info, dict) and info.get("run_id"):
-            self.status_label.setText("")
-            self.show_run(info["run_id"])
-            self.launched.emit(info["run_id"])
-
-    def _launch_failed(self, message: str) -> None:
-        self._launch_done()
-        self.go_to_step(len(STEPS) - 1)
-        self.problems_label.setText(f"The run did not start:\n{message}")
-        self.problems_label.show()
-        self.status_label.setText("The run did not start; see Review.")
 
     def show_run(self, run_id: str) -> None:
         self.results.load(run_id)

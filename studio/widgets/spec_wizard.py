@@ -1,0 +1,453 @@
+"""SpecWizard: the mechanism shared by the studio's spec wizards (pretrain, tokenizer).
+
+A wizard is a list of steps beside a stack of step pages, Back/Next/Launch below, and a final
+Review step with the spec's YAML and the equivalent CLI command. Its forms are SpecForms generated
+from the engine's JSON schema for one spec kind; problems are shown at their fields and the steps
+that have one are marked ⚠. Launch writes the spec into the workspace and starts it through the run
+tracker. A subclass names its kind, steps and intros, builds its own steps, and shows the run it
+launched (`show_run`).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QFileDialog, QFrame, QGroupBox, QHBoxLayout, QLabel, QListWidget, QPlainTextEdit, QPushButton, QScrollArea,
+    QSplitter, QStackedWidget, QVBoxLayout, QWidget,
+)
+
+from engine.specs import SPEC_MODELS, SpecError, json_schema, parse_spec, spec_to_yaml
+from studio.widgets.corpus_preview import source_preview
+from studio.widgets.spec_form import SpecForm
+
+
+def scrolled(widget: QWidget) -> QScrollArea:
+    """`widget` in a frameless, vertically scrolling area."""
+    widget.setObjectName("scrollBody")
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    scroll.setWidget(widget)
+    return scroll
+
+
+def mono(text_edit: QPlainTextEdit) -> None:
+    text_edit.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def spec_to_yaml_unvalidated(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+class SpecWizard(QWidget):
+    """The wizard of one spec kind, then (in a subclass) the view of the run it launched.
+
+    A subclass sets `KIND`, `STEPS` (the last one "Review"), `STEP_INTROS`, `STEP_FIELDS` (or
+    overrides `_step_fields`), `TITLE`, `SUBTITLE` and `LAUNCH_LABEL`; builds every step but Review
+    in `_build_steps`; and implements `show_run(run_id)` and `show_wizard()`. The other hooks
+    (`_build_run_view`, `_connect_forms`, `_entering_step`, `_values_set`, `_workspace_changed`,
+    `_tracker_slots`, `_tracker_changed`) do nothing unless overridden.
+
+    Public: `launched(run_id)`, `forms` (step name -> SpecForm), `step_list`, `steps`, `stack`,
+    `wizard`, the Back/Next/Launch buttons, `yaml_view`, `command_label`, `problems_label`,
+    `status_label`, `problems`, `last_spec_path`, and the methods without a leading underscore.
+    """
+
+    launched = Signal(str)  # run id
+
+    KIND = ""
+    STEPS: tuple[str, ...] = ()
+    STEP_INTROS: dict[str, str] = {}
+    STEP_FIELDS: dict[str, list[str]] = {}
+    TITLE = ""
+    SUBTITLE = ""
+    LAUNCH_LABEL = "Launch"
+
+    def __init__(self, store: Any = None, tracker: Any = None, workspace: Path | str | None = None,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.store = store
+        self.tracker = tracker
+        self.workspace = Path(workspace) if workspace else Path.home() / "atelier"
+        self.schema = json_schema(self.KIND)
+        self.fields = self._step_fields()
+        self.forms: dict[str, SpecForm] = {}
+        self.last_spec_path: Path | None = None
+        self.problems: list = []
+        self._launching = None
+
+        self.stack = QStackedWidget()  # wizard | the run view
+        self.wizard = QWidget()
+        self.stack.addWidget(self.wizard)
+        self._build_run_view()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.stack)
+
+        title = QLabel(self.TITLE)
+        title.setObjectName("pageTitle")
+        subtitle = QLabel(self.SUBTITLE)
+        subtitle.setObjectName("subtitle")
+        self.step_list = QListWidget()
+        self.step_list.setObjectName("steps")
+        self.step_list.setFixedWidth(170)
+        for i, name in enumerate(self.STEPS, 1):
+            self.step_list.addItem(f"{i}.  {name}")
+        self.steps = QStackedWidget()
+        self._build_steps()
+        self._build_review_step()
+        self.step_list.currentRowChanged.connect(self.go_to_step)
+
+        self.back_button = QPushButton("Back")
+        self.next_button = QPushButton("Next")
+        self.next_button.setObjectName("primary")
+        self.launch_button = QPushButton(self.LAUNCH_LABEL)
+        self.launch_button.setObjectName("primary")
+        self.launch_button.setToolTip("Write the spec into the workspace and start the run on the engine.")
+        self.back_button.clicked.connect(lambda: self.go_to_step(self.steps.currentIndex() - 1))
+        self.next_button.clicked.connect(lambda: self.go_to_step(self.steps.currentIndex() + 1))
+        self.launch_button.clicked.connect(self.launch)
+        self.status_label = QLabel("")
+        self.status_label.setObjectName("help")
+        self.status_label.setWordWrap(True)
+        nav = QHBoxLayout()
+        nav.addWidget(self.status_label, 1)
+        nav.addWidget(self.back_button)
+        nav.addWidget(self.next_button)
+        nav.addWidget(self.launch_button)
+
+        body = QHBoxLayout()
+        body.setSpacing(18)
+        body.addWidget(self.step_list)
+        body.addWidget(self.steps, 1)
+        outer = QVBoxLayout(self.wizard)
+        outer.setContentsMargins(24, 18, 24, 16)
+        outer.setSpacing(10)
+        outer.addWidget(title)
+        outer.addWidget(subtitle)
+        outer.addSpacing(6)
+        outer.addLayout(body, 1)
+        outer.addLayout(nav)
+
+        self._validate_timer = QTimer(self)
+        self._validate_timer.setSingleShot(True)
+        self._validate_timer.setInterval(150)
+        self._validate_timer.timeout.connect(self.validate)
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(300)
+        self._preview_timer.timeout.connect(self.update_preview)
+        for form in self.forms.values():
+            form.changed.connect(self._validate_timer.start)
+        self.forms["Corpus"].changed.connect(self._preview_timer.start)
+        self._connect_forms()
+
+        if tracker is not None:
+            tracker.launch_failed.connect(self._launch_failed)
+        self.reset()
+
+    # ------------------------------------------------------------------------------- hooks
+    def _step_fields(self) -> dict[str, list[str]]:
+        """Which top-level spec properties each step's form shows."""
+        return self.STEP_FIELDS
+
+    def _build_steps(self) -> None:
+        """Add every step page but Review to `steps`, in the order of `STEPS`."""
+        raise NotImplementedError
+
+    def _tracker_slots(self, tracker: Any) -> list[tuple[Any, Any]]:
+        """(signal, slot) pairs connected to the tracker; moved over when the tracker changes."""
+        return [(tracker.launch_failed, self._launch_failed)]
+
+    # Called: early in __init__ (add the run view to `stack` now, or later); after the forms were
+    # built; as step `name` is shown; after the forms were filled, before validation; after
+    # `workspace` changed; after set_workspace replaced `tracker`.
+    def _build_run_view(self) -> None: ...
+    def _connect_forms(self) -> None: ...
+    def _entering_step(self, name: str) -> None: ...
+    def _values_set(self) -> None: ...
+    def _workspace_changed(self) -> None: ...
+    def _tracker_changed(self) -> None: ...
+
+    def show_run(self, run_id: str) -> None:
+        raise NotImplementedError
+
+    def show_wizard(self) -> None:
+        self.stack.setCurrentWidget(self.wizard)
+
+    # ------------------------------------------------------------------------------- steps
+    def _step_page(self, name: str) -> tuple[QWidget, QVBoxLayout]:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 8, 0)
+        layout.setSpacing(12)
+        intro = QLabel(self.STEP_INTROS[name])
+        intro.setObjectName("subtitle")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        return page, layout
+
+    def _form(self, name: str) -> SpecForm:
+        form = SpecForm(self.schema, self.fields[name])
+        self.forms[name] = form
+        return form
+
+    def _build_form_step(self, name: str) -> None:
+        page, layout = self._step_page(name)
+        layout.addWidget(self._form(name))
+        layout.addStretch(1)
+        self.steps.addWidget(scrolled(page))
+
+    def _build_corpus_step(self, preview_height: int, sizes: list[int]) -> None:
+        """The Corpus step: its form, Add files/folder buttons, and a preview of the sources below."""
+        page, layout = self._step_page("Corpus")
+        form = self._form("Corpus")
+        self.add_file_button = QPushButton("Add files…")
+        self.add_folder_button = QPushButton("Add folder…")
+        self.add_file_button.clicked.connect(self._add_files)
+        self.add_folder_button.clicked.connect(self._add_folder)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_file_button)
+        buttons.addWidget(self.add_folder_button)
+        buttons.addStretch(1)
+        preview_box = QGroupBox("Preview")
+        self.preview = QPlainTextEdit()
+        self.preview.setReadOnly(True)
+        self.preview.setPlaceholderText("Add a source to see a few of its documents.")
+        self.preview.setMinimumHeight(preview_height)
+        QVBoxLayout(preview_box).addWidget(self.preview)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 8, 0)
+        top_layout.addWidget(form)
+        top_layout.addLayout(buttons)
+        splitter = QSplitter(Qt.Vertical)
+        splitter.addWidget(scrolled(top))
+        splitter.addWidget(preview_box)
+        splitter.setSizes(sizes)
+        splitter.setChildrenCollapsible(False)
+        layout.addWidget(splitter, 1)
+        self.steps.addWidget(page)
+
+    def _build_review_step(self) -> None:
+        page, layout = self._step_page("Review")
+        self.yaml_view = QPlainTextEdit()
+        self.yaml_view.setReadOnly(True)
+        mono(self.yaml_view)
+        self.command_label = QLabel("")
+        self.command_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.command_label.setWordWrap(True)
+        self.command_label.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))
+        self.problems_label = QLabel("")
+        self.problems_label.setObjectName("fieldError")
+        self.problems_label.setWordWrap(True)
+        self.problems_label.hide()
+        command_box = QGroupBox("Equivalent command")
+        QVBoxLayout(command_box).addWidget(self.command_label)
+        yaml_box = QGroupBox("Spec (YAML)")
+        QVBoxLayout(yaml_box).addWidget(self.yaml_view)
+        layout.addWidget(self.problems_label)
+        layout.addWidget(command_box)
+        layout.addWidget(yaml_box, 1)
+        self.steps.addWidget(page)
+
+    def go_to_step(self, index: int) -> None:
+        last = len(self.STEPS) - 1
+        index = max(0, min(index, last))
+        if self.STEPS[index] == "Review":
+            self.refresh_review()
+        self._entering_step(self.STEPS[index])
+        if self.steps.currentIndex() != index:
+            self.steps.setCurrentIndex(index)
+        if self.step_list.currentRow() != index:
+            self.step_list.setCurrentRow(index)
+        self.back_button.setEnabled(index > 0)
+        self.next_button.setVisible(index < last)
+        self.launch_button.setVisible(index == last)
+
+    def go_to_review(self) -> None:
+        self.go_to_step(len(self.STEPS) - 1)
+
+    def _on_review(self) -> bool:
+        return self.steps.currentIndex() == len(self.STEPS) - 1
+
+    # ------------------------------------------------------------------------------ values
+    def reset(self) -> None:
+        """Back to the defaults of the spec."""
+        defaults = SPEC_MODELS[self.KIND]().model_dump(mode="json")
+        for form in self.forms.values():
+            form.set_values(defaults)
+        self.go_to_step(0)
+        self.update_preview()
+        self._values_set()
+        self.validate()
+
+    def spec_values(self) -> dict:
+        data: dict = {"kind": self.KIND}
+        for form in self.forms.values():
+            data.update(form.values())
+        return data
+
+    def spec_data(self) -> dict:
+        """The current values as a spec dict (not validated; `build_spec()` validates)."""
+        return self.spec_values()
+
+    def set_spec_data(self, data: dict) -> None:
+        """Fill the forms from a spec dict; keys it leaves out keep their current values."""
+        merged = deep_merge(self.spec_values(), data)
+        for form in self.forms.values():
+            form.set_values(merged)
+        self._values_set()
+        self.validate()
+
+    def set_workspace(self, workspace: Path | str, tracker: Any = None) -> None:
+        """Write specs into `workspace` from now on, and launch through `tracker` when given."""
+        self.workspace = Path(workspace)
+        self._workspace_changed()
+        if tracker is not None and tracker is not self.tracker:
+            if self.tracker is not None:
+                for signal, slot in self._tracker_slots(self.tracker):
+                    try:
+                        signal.disconnect(slot)
+                    except (RuntimeError, TypeError):
+                        pass
+            self.tracker = tracker
+            for signal, slot in self._tracker_slots(tracker):
+                signal.connect(slot)
+            self._tracker_changed()
+        if self._on_review():
+            self.refresh_review()
+
+    def build_spec(self):
+        """The validated spec of the current values; raises SpecError listing every problem."""
+        return parse_spec(self.spec_values(), "wizard")
+
+    def validate(self) -> list:
+        """Check the values; show each problem at its field and mark the steps that have one."""
+        try:
+            self.build_spec()
+            self.problems = []
+        except SpecError as e:
+            self.problems = e.problems
+        for i, name in enumerate(self.STEPS):
+            form = self.forms.get(name)
+            shown = form.show_problems(self.problems) if form else []
+            item = self.step_list.item(i)
+            item.setText(f"{i + 1}.  {name}" + ("  ⚠" if shown else ""))
+            item.setToolTip("\n".join(str(p) for p in shown))
+        count = len(self.problems)
+        self.status_label.setText(f"{count} problem{'s' if count != 1 else ''} to fix before launching "
+                                  "(marked ⚠)." if count else "")
+        self.launch_button.setEnabled(not count and self._launching is None)
+        if self._on_review():
+            self.refresh_review()
+        return self.problems
+
+    def spec_path_for(self, spec: Any) -> Path:
+        return self.workspace / "specs" / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}.yaml"
+
+    def refresh_review(self) -> None:
+        try:
+            spec = self.build_spec()
+        except SpecError as e:
+            self.problems_label.setText("Fix these before launching:\n" + "\n".join(f"• {p}" for p in e.problems))
+            self.problems_label.show()
+            self.yaml_view.setPlainText(spec_to_yaml_unvalidated(self.spec_values()))
+            self.command_label.setText("studio-engine run spec.yaml")
+            return
+        self.problems_label.hide()
+        self.yaml_view.setPlainText(spec_to_yaml(spec))
+        path = self.spec_path_for(spec)
+        self.command_label.setText(
+            f"studio-engine --workspace {shlex.quote(str(self.workspace))} run {shlex.quote(str(path))}\n"
+            f"# in short, from the workspace:  studio-engine run spec.yaml")
+
+    # ----------------------------------------------------------------------- corpus preview
+    def _add_files(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add text files", str(Path.home()),
+                                                "Text corpora (*.txt *.jsonl *.json *.csv *.parquet);;All files (*)")
+        for path in paths:
+            self.add_source(path)
+
+    def _add_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Add a folder of text files", str(Path.home()))
+        if path:
+            self.add_source(path)
+
+    def add_source(self, source: str) -> None:
+        self.forms["Corpus"].editor("data.sources").add_item(str(source))
+
+    def update_preview(self) -> None:
+        values = self.forms["Corpus"].values()["data"]
+        parts = []
+        for source in (values.get("sources") or [])[:6]:
+            preview = source_preview(source, values.get("text_field") or "text", limit=4)
+            parts.append(f"■ {source}" + (f"  —  {preview.note}" if preview.note else ""))
+            for doc in preview.documents:
+                text = doc.text if len(doc.text) < 600 else doc.text[:600] + " …"
+                parts.append(f"  [{doc.source}]\n" + "\n".join("  " + line for line in text.splitlines()))
+            parts.append("")
+        self.preview.setPlainText("\n".join(parts).rstrip())
+
+    # ---------------------------------------------------------------------------- launch
+    def write_spec(self) -> Path:
+        spec = self.build_spec()
+        path = self.spec_path_for(spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(spec_to_yaml(spec), encoding="utf-8")
+        self.last_spec_path = path
+        return path
+
+    def launch(self) -> Path | None:
+        """Write the spec YAML into the workspace and start it through the tracker."""
+        if self.validate():
+            self.go_to_review()
+            return None
+        path = self.write_spec()
+        if self.tracker is None:
+            self.status_label.setText(f"Spec written to {path}; no engine is connected to run it.")
+            return path
+        self.status_label.setText(f"Starting {path.name} on the local engine…")
+        self.launch_button.setEnabled(False)
+        command = self.tracker.launch(path)
+        self._launching = command
+        command.succeeded.connect(self._launch_succeeded)
+        command.failed.connect(lambda _message: self._launch_done())
+        return path
+
+    def _launch_done(self) -> None:
+        self._launching = None
+        self.launch_button.setEnabled(not self.problems)
+
+    def _launch_succeeded(self, info: Any) -> None:
+        self._launch_done()
+        if isinstance(info, dict) and info.get("run_id"):
+            self.status_label.setText("")
+            self.show_run(info["run_id"])
+            self.launched.emit(info["run_id"])
+
+    def _launch_failed(self, message: str) -> None:
+        self._launch_done()
+        self.go_to_review()
+        self.problems_label.setText(f"The run did not start:\n{message}")
+        self.problems_label.show()
+        self.status_label.setText("The run did not start; see Review.")

@@ -13,20 +13,14 @@ from engine.protocol import read_events
 from engine.rundir import RunDirectory
 from tests.engine.conftest import tiny_spec
 
+from tests.e2e.conftest import write_corpus
+
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def corpus(tmp_path):
-    import json
-    import random
-    rng = random.Random(1)
-    words = "the a function returns reads writes value list name error default module object".split()
-    path = tmp_path / "corpus.jsonl"
-    with open(path, "w", encoding="utf-8") as f:
-        for _ in range(800):
-            f.write(json.dumps({"text": " ".join(rng.choice(words) for _ in range(60)) + "."}) + "\n")
-    return path
+    return write_corpus(tmp_path / "corpus.jsonl", 800, 60, seed=1)
 
 
 def _window(workspace):

@@ -4,23 +4,18 @@ progress, then previews the new tokenizer and the report's figures."""
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 from PySide6.QtCore import Qt
+
+from tests.e2e.conftest import write_corpus
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def corpus(tmp_path):
-    rng = random.Random(2)
-    words = "the a function returns reads writes value list name error default module object".split()
-    path = tmp_path / "corpus.jsonl"
-    with open(path, "w", encoding="utf-8") as f:
-        for _ in range(300):
-            f.write(json.dumps({"text": " ".join(rng.choice(words) for _ in range(40)) + "."}) + "\n")
-    return path
+    return write_corpus(tmp_path / "corpus.jsonl", 300, 40, seed=2)
 
 
 def test_wizard_trains_a_tokenizer_and_shows_its_tokens_and_report(qtbot, tmp_path, corpus):

@@ -20,7 +20,7 @@ from engine.data.tokenizer_training import load_tokenizer, train_tokenizer
 from engine.errors import DataError
 from engine.devices import Placement, check_fits, resolve
 from engine.rundir import atomic_directory
-from engine.runner import JobContext
+from engine.runner import Cancelled, JobContext
 from engine.sizing import training_memory
 from engine.specs import PretrainSpec, spec_to_yaml
 from engine.training.events_callback import EventsCallback
@@ -53,8 +53,8 @@ def run(ctx: JobContext) -> dict:
 
     trainer = build_trainer(ctx, placement, model, tokenizer, train_blocks, eval_blocks, parameters)
     trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
-    if ctx.cancel_requested.is_set():
-        return {"step": trainer.state.global_step, "checkpoint": str(ctx.run.last_checkpoint() or "")}
+    if ctx.cancel_requested.is_set() and trainer.state.global_step < spec.train.max_steps:
+        raise Cancelled()  # stopped early; a cancel that lands after the last step changes nothing
 
     final = {"step": trainer.state.global_step, "parameters": parameters, "train_loss": _last_train_loss(trainer)}
     if eval_blocks is not None:

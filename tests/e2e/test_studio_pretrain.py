@@ -52,10 +52,10 @@ def test_wizard_launches_a_real_run_then_stop_and_resume_from_the_monitor(qtbot,
     window = _window(tmp_path / "ws")
     qtbot.addWidget(window)
     page = window.page("pretrain")
-    spec = tiny_spec(str(corpus), **{"name": "gui-run", "train.max_steps": 240, "train.checkpoint_every": 1000,
+    spec = tiny_spec(str(corpus), **{"name": "gui-run", "train.max_steps": 600, "train.checkpoint_every": 1000,
                                      "train.eval_every": 1000, "train.sample_every": 1000})
     _fill_wizard(page, spec)
-    assert "max_steps: 240" in page.yaml_view.toPlainText()
+    assert "max_steps: 600" in page.yaml_view.toPlainText()
 
     with qtbot.waitSignal(page.launched, timeout=60_000) as launched:
         qtbot.mouseClick(page.launch_button, Qt.MouseButton.LeftButton)
@@ -69,7 +69,7 @@ def test_wizard_launches_a_real_run_then_stop_and_resume_from_the_monitor(qtbot,
     qtbot.waitUntil(lambda: _run_state(window.store, run_id) == "cancelled", timeout=120_000)
     run_dir = tmp_path / "ws" / "runs" / run_id
     checkpoints = sorted(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").iterdir())
-    assert len(checkpoints) == 1 and checkpoints[0] < 240
+    assert len(checkpoints) == 1 and checkpoints[0] < 600
     points_before = monitor.charts["loss"].point_count("train")
 
     qtbot.waitUntil(monitor.resume_button.isEnabled, timeout=10_000)
@@ -79,9 +79,9 @@ def test_wizard_launches_a_real_run_then_stop_and_resume_from_the_monitor(qtbot,
 
     steps, _, losses = window.store.metric_series(run_id, "train", "loss")
     assert list(steps) == _metric_steps_in_file(run_dir)  # every point, each step once
-    assert steps[-1] == 240 and losses[-1] < losses[0]
+    assert steps[-1] == 600 and losses[-1] < losses[0]
     x, _ = monitor.charts["loss"].curve_data("train")
-    assert x[-1] == 240
+    assert x[-1] == 600
     window.close()
 
 

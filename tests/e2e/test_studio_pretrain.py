@@ -75,7 +75,9 @@ def test_wizard_launches_a_real_run_then_stop_and_resume_from_the_monitor(qtbot,
     qtbot.waitUntil(monitor.resume_button.isEnabled, timeout=10_000)
     monitor.resume_button.click()
     qtbot.waitUntil(lambda: _run_state(window.store, run_id) == "completed", timeout=180_000)
-    qtbot.waitUntil(lambda: monitor.charts["loss"].point_count("train") > points_before, timeout=10_000)
+    # The chart paints on its own timer: wait for the last step to reach it, not just any new point.
+    qtbot.waitUntil(lambda: monitor.charts["loss"].point_count("train") > points_before
+                    and monitor.charts["loss"].curve_data("train")[0][-1] == 600, timeout=10_000)
 
     steps, _, losses = window.store.metric_series(run_id, "train", "loss")
     assert list(steps) == _metric_steps_in_file(run_dir)  # every point, each step once

@@ -7,9 +7,10 @@ import copy
 import pytest
 
 from engine.specs import PretrainSpec, SpecError, json_schema, parse_spec
-from studio.widgets.spec_form import (
-    BoolEditor, EnumEditor, FloatEditor, IntEditor, SpecForm, StringEditor, StringListEditor,
+from studio.widgets.field_editors import (
+    BoolEditor, EnumEditor, FloatEditor, IntEditor, StringEditor, StringListEditor,
 )
+from studio.widgets.spec_form import SpecForm
 
 
 @pytest.fixture

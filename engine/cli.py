@@ -226,6 +226,8 @@ def cmd_list(args) -> int:
 
 def cmd_show(args) -> int:
     run = find_run(args.workspace, args.run)
+    if args.doc is not None:
+        return _show_document(run, args.doc, args.json)
     summary = _run_summary(run)
     if args.json:
         print(json.dumps(summary, indent=1))
@@ -240,8 +242,55 @@ def cmd_show(args) -> int:
         print(f"Error: {error.get('message')}\nWhat to do: {error.get('hint')}")
     if summary["checkpoints"]:
         print("Checkpoints: " + ", ".join(Path(p).name for p in summary["checkpoints"]))
-    if (run.output_dir / "model").exists():
-        print(f"Model: {run.output_dir / 'model'}")
+    for name, label in (("model", "Model"), ("tokenizer", "Tokenizer"), ("dataset", "Cleaned dataset"),
+                        ("report.html", "Report")):
+        if (run.output_dir / name).exists():
+            print(f"{label}: {run.output_dir / name}")
+    return 0
+
+
+def _show_document(run: RunDirectory, doc_id: str, as_json: bool) -> int:
+    """Which step kept, changed or removed one document of a clean run, and why."""
+    from engine.cleaning.outputs import lookup_fates
+
+    fates_path = run.path / "fates.sqlite"
+    if not fates_path.exists():
+        return _fail(f"run {run.run_id} has no document fates: --doc works on clean runs "
+                     "(fates.sqlite appears as the run reads its input)")
+    rows = lookup_fates(fates_path, doc_id)
+    if not rows:
+        return _fail(f"no document with id '{doc_id}' in run {run.run_id}; ids look like "
+                     "'file.jsonl:12' (line 12), 'file.parquet:#3' (row 3), or the values of input.id_field")
+    if as_json:
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
+        return 0
+    for row in rows:
+        print(f"{row['id']} (from {row['source']}, document #{row['seq']}): {row['fate'].upper()}")
+        if row["fate"] == "removed":
+            print(f"  by step {row['step']}, rule {row['rule']}: {row['reason']}")
+            if row["duplicate_of_id"]:
+                print(f"  kept instead: {row['duplicate_of_id']} (from {row['duplicate_of_source']})")
+        if row["modified"]:
+            print(f"  changed by: {row['modified'].replace(',', ', ')}")
+        if row["changes"]:
+            changes = json.loads(row["changes"])
+            print("  edits: " + ", ".join(f"{k} ×{n}" for k, n in changes.items()))
+        print(f"  characters: {row['chars_in']:,} in" + (f", {row['chars_out']:,} out" if row["chars_out"] is not None else ""))
+    return 0
+
+
+def cmd_preview(args) -> int:
+    from engine.cleaning.preview import preview, preview_text
+    from engine.errors import UserError
+
+    spec = _load_spec_or_exit(args.spec)
+    if spec.kind != "clean":
+        return _fail(f"{args.spec} is a {spec.kind} spec; preview (the dry run) is for kind: clean", EXIT_INVALID)
+    try:
+        result = preview(spec, args.sample)
+    except UserError as e:
+        return _fail(f"{e.message}\nWhat to do: {e.hint}" if e.hint else e.message)
+    print(json.dumps(result, ensure_ascii=False) if args.json else preview_text(result))
     return 0
 
 
@@ -280,18 +329,51 @@ def cmd_validate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from engine.demo import demo_spec_data
-    spec = parse_spec(demo_spec_data(steps=args.steps), "demo")
+    from engine.demo import demo_clean_spec_data, demo_spec_data
+
+    clean_spec = parse_spec(demo_clean_spec_data(), "demo clean")
+    clean_run = _create_run(args.workspace, clean_spec, None)
+    print("Atelier demo, stage 1 of 2: cleaning the docstrings of this Python's standard library "
+          "(repair, normalise, quality filters, PII, exact and near duplicates).", flush=True)
+    code = _execute(args, clean_run, clean_spec, resume=False)
+    if code != 0:
+        return code
+    report = json.loads((clean_run.output_dir / "report.json").read_text(encoding="utf-8"))
+    print(_demo_clean_summary(report, clean_run), flush=True)
+
+    dataset = str(clean_run.output_dir / "dataset")
+    spec = parse_spec(demo_spec_data(steps=args.steps, sources=[dataset]), "demo")
     run = _create_run(args.workspace, spec, None)
-    print(f"Atelier demo: pretraining a small {spec.model.architecture} model on the docstrings of this "
-          f"Python's standard library ({spec.train.max_steps} steps on CPU take a few minutes).", flush=True)
+    print(f"\nAtelier demo, stage 2 of 2: pretraining a small {spec.model.architecture} model on the cleaned "
+          f"docstrings ({spec.train.max_steps} steps on CPU take a few minutes).", flush=True)
     code = _execute(args, run, spec, resume=False)
     model = run.output_dir / "model"
     if code == 0 and model.exists():
-        print(f"Demo finished. Model (Hugging Face layout): {model}\n"
-              f"Events: {run.events_path}\nSee the run in the studio with `studio`, or "
+        print(f"\nDemo finished.\nCleaned dataset: {dataset}\nCleaning report: {clean_run.output_dir / 'report.html'}\n"
+              f"Model (Hugging Face layout): {model}\n"
+              f"Events: {run.events_path}\nSee the runs in the studio with `studio`, or "
               f"`studio-engine show {run.run_id}`.")
     return code
+
+
+def _demo_clean_summary(report: dict, run: RunDirectory) -> str:
+    i, o = report["input"], report["output"]
+    lines = [f"Cleaning kept {o['documents']:,} of {i['documents']:,} docstrings; it removed:"]
+    for row in report["steps"]:
+        if row["removed"]:
+            rules = list(row["rules"].items())
+            shown = ", ".join(f"{rule.split('.', 1)[-1]} {info['removed']:,}" for rule, info in rules[:4])
+            lines.append(f"  {row['removed']:>5,} by {row['step']}" + (f" ({shown}{', …' if len(rules) > 4 else ''})"
+                                                                      if row["step"] == "quality" else ""))
+    # Show duplicates across modules first (_py_abc and abc, bz2 and lzma): they are what dedup is for.
+    pairs = [(c["kept"]["id"], m["id"], m.get("similarity") or 1.0) for c in report["clusters"] for m in c["members"]]
+    pairs.sort(key=lambda p: (p[0].split(":")[0] == p[1].split(":")[0], p[2] == 1.0))
+    for kept, removed, similarity in pairs[:4]:
+        lines.append(f"  e.g. {removed} repeats {kept} (similarity {similarity:.2f})")
+    if pairs:
+        lines.append(f"Why a document went: studio-engine show {run.run_id} --doc {pairs[0][1]}")
+    lines.append(f"Report: {run.output_dir / 'report.html'}")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,9 +408,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("list", cmd_list, "List the runs in the workspace.")
     p.add_argument("--json", action="store_true")
-    p = add("show", cmd_show, "Show a run's state, last metrics and outputs.")
+    p = add("show", cmd_show, "Show a run's state, last metrics and outputs; --doc ID: one document's fate in a clean run.")
     p.add_argument("run")
+    p.add_argument("--doc", metavar="ID", help="a document id of a clean run: which step removed or changed it, and why")
     p.add_argument("--json", action="store_true")
+    p = add("preview", cmd_preview, "Dry run of a clean spec on a random sample: what each step would remove, and why.")
+    p.add_argument("spec")
+    p.add_argument("--sample", type=int, default=None, help="documents in the sample (default: preview.sample_documents)")
+    p.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     p = add("doctor", cmd_doctor, "Hardware, CUDA and package versions of this engine.")
     p.add_argument("--json", action="store_true")
     p = add("schema", cmd_schema, "Print the JSON schema of job specs (all kinds, or one).")

@@ -25,7 +25,7 @@ from engine.errors import ResourceError, UserError
 from engine.protocol import Event, EventWriter
 from engine.rundir import RunDirectory, RunStatus
 
-JOB_MODULES = {"pretrain": "engine.jobs.pretrain", "tokenizer": "engine.jobs.tokenizer"}
+JOB_MODULES = {"clean": "engine.jobs.clean", "pretrain": "engine.jobs.pretrain", "tokenizer": "engine.jobs.tokenizer"}
 HEARTBEAT_SECONDS = float(os.environ.get("ATELIER_HEARTBEAT_S", "5"))
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
 

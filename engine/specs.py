@@ -16,15 +16,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
-ADVANCED = {"advanced": True}
+from engine.clean_specs import CleanSpec
+from engine.spec_base import ADVANCED, StrictModel
+
 _LEADING_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)+)\b")
-
-
-class StrictModel(BaseModel):
-    # Unknown keys are errors: a typo must never fall back silently to a default.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class Resources(StrictModel):
@@ -326,8 +323,9 @@ class TokenizerJobSpec(StrictModel):
 
 
 # Each kind joins this union as its issue lands.
-JobSpec = Annotated[Union[PretrainSpec, TokenizerJobSpec], Field(discriminator="kind")]
-SPEC_MODELS: dict[str, type[StrictModel]] = {"pretrain": PretrainSpec, "tokenizer": TokenizerJobSpec}
+JobSpec = Annotated[Union[CleanSpec, TokenizerJobSpec, PretrainSpec], Field(discriminator="kind")]
+SPEC_MODELS: dict[str, type[StrictModel]] = {"clean": CleanSpec, "tokenizer": TokenizerJobSpec,
+                                             "pretrain": PretrainSpec}
 _adapter = TypeAdapter(JobSpec)
 
 
@@ -409,7 +407,7 @@ def _problems(error: ValidationError, lines: dict[tuple, int]) -> list[SpecProbl
     return problems
 
 
-def parse_spec(data: Any, source: str = "spec", text: str | None = None) -> PretrainSpec | TokenizerJobSpec:
+def parse_spec(data: Any, source: str = "spec", text: str | None = None) -> CleanSpec | PretrainSpec | TokenizerJobSpec:
     """Validate a spec given as plain data; raise SpecError listing every problem."""
     if not isinstance(data, dict):
         raise SpecError(source, [SpecProblem("", "a spec is a mapping with a `kind:` key")])
@@ -419,7 +417,7 @@ def parse_spec(data: Any, source: str = "spec", text: str | None = None) -> Pret
         raise SpecError(source, _problems(e, _yaml_lines(text) if text else {})) from None
 
 
-def load_spec(path: Path | str) -> PretrainSpec | TokenizerJobSpec:
+def load_spec(path: Path | str) -> CleanSpec | PretrainSpec | TokenizerJobSpec:
     """Read and validate a YAML spec file (safe_load); raise SpecError or FileNotFoundError."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")

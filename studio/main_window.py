@@ -152,6 +152,12 @@ class MainWindow(QMainWindow):
         return self.pages[key]
 
     def _make_page(self, key: str) -> QWidget:
+        if key == "data":
+            from studio.pages.data import DataPage
+
+            page = DataPage(self.store, self.tracker, self.workspace)
+            page.use_dataset_in.connect(self.use_dataset)
+            return page
         if key == "pretrain":
             from studio.pages.pretrain import PretrainPage
 
@@ -240,8 +246,21 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(self.monitor_page)
         return self.monitor_page
 
+    def use_dataset(self, key: str, path: str) -> None:
+        """Open the wizard of page `key` (tokenizer, pretrain) with a cleaned dataset as its corpus."""
+        self.show_page(key)
+        page = self.page(key)
+        page.show_wizard()
+        page.use_dataset(path)
+
     def open_run(self, run_id: str) -> None:
-        """Show a run's monitor: history from the store, then live events."""
+        """Show a run: a clean run's progress and report on the Data page; any other run's monitor
+        (history from the store, then live events)."""
+        record = self.store.get_run(run_id) if self.store is not None else None
+        if record is not None and record.kind == "clean":
+            self.show_page("data")
+            self.page("data").show_run(run_id)
+            return
         page = self._ensure_monitor_page()
         page.monitor.clear_overlays()
         page.monitor.load(run_id)

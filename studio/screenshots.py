@@ -2,14 +2,17 @@
 
 The demo run replays `resources/demo/events.jsonl` (recorded from a real run) when it exists; only
 when it is missing does it fall back to `synthetic_demo_events`, a made-up stream with a falling
-loss, so the screenshots never depend on a GPU or a training run. Everything goes into a temporary
-workspace: the user's own workspace and store are never touched.
+loss, so the screenshots never depend on a GPU or a training run. The Data page shows a real clean
+run and a real dry run: the engine cleans the embedded corpus with resources/specs/clean.yaml while
+the screenshots are prepared (a few seconds). Everything goes into a temporary workspace: the
+user's own workspace and store are never touched.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import tempfile
 import time
@@ -254,6 +257,95 @@ def build_demo_tokenizer_run(workspace: Path, store) -> str | None:
     return run_id
 
 
+CLEAN_SPEC = Path(__file__).resolve().parent.parent / "resources" / "specs" / "clean.yaml"
+
+
+def build_demo_clean_run(workspace: Path, store) -> dict | None:
+    """A real clean run and a real dry run for the Data page's screenshots: the engine cleans the
+    embedded corpus (the standard library's docstrings, with real near-duplicates) with the example
+    spec, in a child process, in a few seconds. Returns {"run_id", "dry_run"}, or None (and the Data
+    page is shown without them) when the engine cannot run here."""
+    import subprocess
+    import sys
+
+    from engine.protocol import read_events
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8"}
+    engine = [sys.executable, "-m", "engine.cli", "--workspace", str(workspace)]
+    try:
+        preview = subprocess.run([*engine, "preview", str(CLEAN_SPEC), "--json"], capture_output=True, text=True,
+                                 timeout=300, env=env)
+        run = subprocess.run([*engine, "run", str(CLEAN_SPEC), "--json"], capture_output=True, text=True,
+                             timeout=600, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if preview.returncode != 0 or run.returncode != 0:
+        return None
+    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    started = next((e for e in events if e.get("type") == "started"), None)
+    if started is None:
+        return None
+    run_id = started["run_id"]
+    run_dir = workspace / "runs" / run_id
+    events = list(read_events(run_dir / "events.jsonl"))
+    store.add_run(run_id, kind="clean", name=(started.get("spec") or {}).get("name", "clean"), run_dir=str(run_dir),
+                  created=events[0]["t"])
+    store.add_events(run_id, events)
+    return {"run_id": run_id, "dry_run": json.loads(preview.stdout.strip().splitlines()[-1])}
+
+
+def _telling_cluster(report: dict) -> int:
+    """The row of a near-duplicate cluster whose differences show well: a few changed words in a
+    text of some length (the largest clusters are often identical one-liners)."""
+    from studio.widgets.text_diff import word_diff
+
+    best, best_score = 0, -1.0
+    for i, cluster in enumerate(report.get("clusters") or []):
+        kept = (cluster.get("kept") or {}).get("text") or ""
+        for member in cluster.get("members") or []:
+            if member.get("step") != "near_dedup" or not 150 <= len(kept) <= 900:
+                continue
+            changes = word_diff(kept, member.get("text") or "").changes
+            score = (1 <= changes <= 4) + min(len(kept), 600) / 600
+            if score > best_score:
+                best, best_score = i, score
+    return best
+
+
+def shoot_data_page(window, shot, clean: dict | None) -> None:
+    """The Data page: the wizard's steps with a real dry run, then a real run's report and a cluster."""
+    page = window.page("data")
+    page.show_wizard()
+    page.go_to_step(0)
+    shot("data")
+    if clean is None:
+        return
+    import yaml
+
+    page.set_spec_data(yaml.safe_load(CLEAN_SPEC.read_text(encoding="utf-8")))  # the spec the dry run ran
+    page.apply_dry_run(clean["dry_run"])
+    page.go_to_step(1)
+    shot("data-steps")
+    page.go_to_step(2)
+    modified = next((d for d in page.dry_result.documents if d.fate == "modified" and
+                     any(k.startswith("pii.") for k in d.changes) and len(d.text) < 700), None)
+    if modified is not None:
+        page.dry_run.select_document(modified.id)
+    shot("data-dry-run")
+    page.show_run(clean["run_id"])
+    report = page.run_view.report_view
+    report.tabs.setCurrentIndex(0)
+    shot("data-report")
+    report.tabs.setCurrentIndex(2)
+    shot("data-lengths")
+    report.tabs.setCurrentIndex(3)
+    report.open_cluster(_telling_cluster(report.report))
+    shot("data-cluster")
+    report.tabs.setCurrentIndex(0)
+    page.show_wizard()
+    page.reset()
+
+
 def _settle(app: QApplication, rounds: int = 6) -> None:
     for _ in range(rounds):
         app.processEvents(QEventLoop.AllEvents, 50)
@@ -275,6 +367,7 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
         ws.mkdir()
         store = default_store(ws)
         runs = build_demo_workspace(ws, store)
+        clean = build_demo_clean_run(ws, store)
         for name in ("light", "dark"):
             theme.apply(app, name)
             tracker = default_tracker(store, ws)
@@ -291,6 +384,9 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
 
             for key in PAGE_KEYS:
                 window.show_page(key)
+                if key == "data":
+                    shoot_data_page(window, shot, clean)
+                    continue
                 if key == "pretrain":
                     page = window.page("pretrain")
                     page.go_to_step(0)

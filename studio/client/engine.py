@@ -3,7 +3,8 @@
 Every engine command is a `studio-engine` invocation run through QProcess (no shell). Two kinds of
 handle come back from `LocalEngine`:
 
-- `EngineCommand`: a short command (`run --detach`, `resume --detach`, `cancel`, `list`, `show`)
+- `EngineCommand`: a short command (`run --detach`, `resume --detach`, `cancel`, `list`, `show`,
+  `preview`)
   that ends with a JSON answer on stdout (`succeeded(object)`) or a sentence for the user built
   from its stderr (`failed(str)`), e.g. every problem of an invalid spec.
 - `EventStream`: `attach RUN --from-seq N --follow --json`, whose stdout is the event protocol.
@@ -310,6 +311,12 @@ class LocalEngine(QObject):
 
     def show(self, run_id: str) -> EngineCommand:
         return self._command(["show", run_id, "--json"], f"show run {run_id}")
+
+    def preview(self, spec_path: str | os.PathLike, sample: int | None = None) -> EngineCommand:
+        """`preview SPEC --json [--sample N]`: the dry run of a clean spec on a random sample;
+        succeeded(dict) with what each step would remove and every sampled document's fate."""
+        args = ["preview", str(Path(spec_path).resolve()), "--json"] + (["--sample", str(sample)] if sample else [])
+        return self._command(args, "run the dry run")
 
     def attach(self, run_id: str, from_seq: int = 0, follow: bool = True) -> EventStream:
         args = ["attach", run_id, "--from-seq", str(from_seq), "--json"] + (["--follow"] if follow else [])

@@ -23,13 +23,6 @@ class UpcomingWorkflow:
 
 WORKFLOWS: dict[str, UpcomingWorkflow] = {w.key: w for w in (
     UpcomingWorkflow(
-        "data", "Data",
-        "Clean a corpus before training: normalise text, filter by language and quality, remove personal "
-        "information and near-duplicates, and see a report of what was dropped and why.",
-        ("Pick sources (files, folders, a hub dataset) with a live preview",
-         "Choose filters: length, language, repetition, PII scrubbing, MinHash near-duplicate removal",
-         "Review the cleaning report, then save a dataset (Parquet/JSONL) that the other workflows use")),
-    UpcomingWorkflow(
         "tokenizer", "Tokenizer",
         "Train a tokenizer on its own (byte-level BPE, BPE, Unigram or WordPiece), inspect its vocabulary and "
         "see how it splits your text.",
@@ -65,7 +58,7 @@ WORKFLOWS: dict[str, UpcomingWorkflow] = {w.key: w for w in (
 )}
 
 CLI_TODAY = (
-    "studio-engine run spec.yaml        # run a job (kinds today: pretrain)\n"
+    "studio-engine run spec.yaml        # run a job of one of the kinds above\n"
     "studio-engine schema pretrain      # every parameter, as JSON schema\n"
     "studio-engine list                 # runs in the workspace\n"
     "studio-engine attach RUN           # follow a run's events\n"
@@ -96,8 +89,8 @@ class UpcomingPage(QWidget):
         today = QGroupBox("Available today")
         today_layout = QVBoxLayout(today)
         kinds_text = ", ".join(kinds or ["pretrain"])
-        intro = QLabel(f"The engine runs these job kinds now: <b>{kinds_text}</b>. The Pretrain page builds and "
-                       "launches them; the command line does the same:")
+        intro = QLabel(f"The engine runs these job kinds now: <b>{kinds_text}</b>. The Data, Tokenizer and "
+                       "Pretrain pages build and launch them; the command line does the same:")
         intro.setWordWrap(True)
         cli = QLabel(CLI_TODAY)
         cli.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))

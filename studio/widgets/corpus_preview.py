@@ -101,12 +101,31 @@ def file_documents(path: Path, text_field: str = "text", limit: int = 5) -> Sour
                 if row.get(text_field):
                     docs.append(PreviewDocument(path.name, row[text_field]))
         elif suffix == ".parquet":
-            return SourcePreview(str(path), [], "Parquet is read by the engine; no preview in the studio")
+            return parquet_documents(path, text_field, limit)
         else:
             return SourcePreview(str(path), [], f"unsupported file type {suffix or '(none)'}")
     except (OSError, UnicodeError, json.JSONDecodeError, csv.Error) as e:
         return SourcePreview(str(path), [], f"could not read: {e}")
     return SourcePreview(str(path), docs, "" if docs else "no documents found in the first part of the file")
+
+
+def parquet_documents(path: Path, text_field: str = "text", limit: int = 5) -> SourcePreview:
+    """The first rows of a Parquet file (one row group at most), when pyarrow is installed."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return SourcePreview(str(path), [], "Parquet is read by the engine (pyarrow is not installed with the studio)")
+    try:
+        parquet = pq.ParquetFile(path)
+        if text_field not in parquet.schema_arrow.names:
+            return SourcePreview(str(path), [], f"no `{text_field}` column (columns: "
+                                                f"{', '.join(parquet.schema_arrow.names[:8])})")
+        batch = next(parquet.iter_batches(batch_size=limit, columns=[text_field]), None)
+    except (OSError, ValueError) as e:  # pyarrow's errors derive from these
+        return SourcePreview(str(path), [], f"could not read: {e}")
+    texts = batch.column(0).to_pylist() if batch is not None else []
+    docs = [PreviewDocument(path.name, t) for t in texts if isinstance(t, str)]
+    return SourcePreview(str(path), docs, "" if docs else "no rows")
 
 
 def source_preview(source: str, text_field: str = "text", limit: int = 5) -> SourcePreview:
@@ -129,14 +148,16 @@ def source_preview(source: str, text_field: str = "text", limit: int = 5) -> Sou
         if not files:
             return SourcePreview(source, [], "no .txt .jsonl .json .csv or .parquet files in this folder")
         preview = file_documents(files[0], text_field, limit)
-        preview.note = f"{len(files)} file{'s' if len(files) != 1 else ''}; showing {files[0].name}"
+        shown = f"{len(files)} file{'s' if len(files) != 1 else ''}; showing {files[0].name}"
+        preview.note = f"{shown}: {preview.note}" if preview.note else shown
         return preview
     if any(c in source for c in "*?["):
         matches = sorted(glob.glob(str(path), recursive=True))
         if not matches:
             return SourcePreview(source, [], "the pattern matches no file")
         preview = file_documents(Path(matches[0]), text_field, limit)
-        preview.note = f"{len(matches)} matching files; showing {Path(matches[0]).name}"
+        shown = f"{len(matches)} matching files; showing {Path(matches[0]).name}"
+        preview.note = f"{shown}: {preview.note}" if preview.note else shown
         return preview
     if source.startswith("hub:") or (source.count("/") == 1 and not source.startswith((".", "/", "~"))):
         return SourcePreview(source, [], "a Hugging Face hub dataset: downloaded by the engine when the run starts "

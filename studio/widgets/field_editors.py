@@ -44,7 +44,11 @@ def split_nullable(schema: dict, root: dict) -> tuple[dict, bool]:
 
 
 def is_object(schema: dict) -> bool:
-    return schema.get("type") == "object" or "properties" in schema
+    """A sub-model (a group of fields); a mapping (`dict[int, float]`: additionalProperties is a schema)
+    is a value, edited as text."""
+    if "properties" in schema:
+        return True
+    return schema.get("type") == "object" and not isinstance(schema.get("additionalProperties"), dict)
 
 
 # ---------------------------------------------------------------------------------------------

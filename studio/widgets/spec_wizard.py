@@ -70,6 +70,10 @@ class SpecWizard(QWidget):
     Public: `launched(run_id)`, `forms` (step name -> SpecForm), `step_list`, `steps`, `stack`,
     `wizard`, the Back/Next/Launch buttons, `yaml_view`, `command_label`, `problems_label`,
     `status_label`, `problems`, `last_spec_path`, and the methods without a leading underscore.
+
+    The corpus step is `CORPUS_STEP`, showing the spec section `CORPUS_SECTION` (its `sources` and
+    `text_field`); it offers the cleaned datasets of earlier clean runs (`dataset_picker`,
+    `use_dataset(path)`) unless built with `offer_datasets=False`.
     """
 
     launched = Signal(str)  # run id
@@ -81,6 +85,8 @@ class SpecWizard(QWidget):
     TITLE = ""
     SUBTITLE = ""
     LAUNCH_LABEL = "Launch"
+    CORPUS_STEP = "Corpus"
+    CORPUS_SECTION = "data"
 
     def __init__(self, store: Any = None, tracker: Any = None, workspace: Path | str | None = None,
                  parent: QWidget | None = None):
@@ -158,7 +164,7 @@ class SpecWizard(QWidget):
         self._preview_timer.timeout.connect(self.update_preview)
         for form in self.forms.values():
             form.changed.connect(self._validate_timer.start)
-        self.forms["Corpus"].changed.connect(self._preview_timer.start)
+        self.forms[self.CORPUS_STEP].changed.connect(self._preview_timer.start)
         self._connect_forms()
 
         if tracker is not None:
@@ -211,16 +217,21 @@ class SpecWizard(QWidget):
         self.forms[name] = form
         return form
 
+    def _step_forms(self, name: str) -> list[SpecForm]:
+        """The forms whose problems mark step `name` with ⚠ (by default the form of that name)."""
+        return [self.forms[name]] if name in self.forms else []
+
     def _build_form_step(self, name: str) -> None:
         page, layout = self._step_page(name)
         layout.addWidget(self._form(name))
         layout.addStretch(1)
         self.steps.addWidget(scrolled(page))
 
-    def _build_corpus_step(self, preview_height: int, sizes: list[int]) -> None:
-        """The Corpus step: its form, Add files/folder buttons, and a preview of the sources below."""
-        page, layout = self._step_page("Corpus")
-        form = self._form("Corpus")
+    def _build_corpus_step(self, preview_height: int, sizes: list[int], offer_datasets: bool = True) -> None:
+        """The corpus step: its form, Add files/folder buttons, the cleaned datasets of earlier runs,
+        and a preview of the sources below."""
+        page, layout = self._step_page(self.CORPUS_STEP)
+        form = self._form(self.CORPUS_STEP)
         self.add_file_button = QPushButton("Add files…")
         self.add_folder_button = QPushButton("Add folder…")
         self.add_file_button.clicked.connect(self._add_files)
@@ -229,6 +240,16 @@ class SpecWizard(QWidget):
         buttons.addWidget(self.add_file_button)
         buttons.addWidget(self.add_folder_button)
         buttons.addStretch(1)
+        self.dataset_picker = None
+        dataset_row = None
+        if offer_datasets:
+            from studio.widgets.dataset_picker import DatasetPicker
+
+            self.dataset_picker = DatasetPicker(self.workspace)
+            self.dataset_picker.chosen.connect(self.use_dataset)
+            dataset_row = QHBoxLayout()
+            dataset_row.addWidget(QLabel("Use a cleaned dataset"))
+            dataset_row.addWidget(self.dataset_picker, 1)
         preview_box = QGroupBox("Preview")
         self.preview = QPlainTextEdit()
         self.preview.setReadOnly(True)
@@ -238,6 +259,8 @@ class SpecWizard(QWidget):
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 8, 0)
+        if dataset_row is not None:
+            top_layout.addLayout(dataset_row)  # first: the usual corpus once the Data page has cleaned one
         top_layout.addWidget(form)
         top_layout.addLayout(buttons)
         splitter = QSplitter(Qt.Vertical)
@@ -275,6 +298,8 @@ class SpecWizard(QWidget):
         index = max(0, min(index, last))
         if self.STEPS[index] == "Review":
             self.refresh_review()
+        if self.STEPS[index] == self.CORPUS_STEP and getattr(self, "dataset_picker", None) is not None:
+            self.dataset_picker.refresh()
         self._entering_step(self.STEPS[index])
         if self.steps.currentIndex() != index:
             self.steps.setCurrentIndex(index)
@@ -322,6 +347,8 @@ class SpecWizard(QWidget):
     def set_workspace(self, workspace: Path | str, tracker: Any = None) -> None:
         """Write specs into `workspace` from now on, and launch through `tracker` when given."""
         self.workspace = Path(workspace)
+        if getattr(self, "dataset_picker", None) is not None:
+            self.dataset_picker.set_workspace(self.workspace)
         self._workspace_changed()
         if tracker is not None and tracker is not self.tracker:
             if self.tracker is not None:
@@ -349,8 +376,7 @@ class SpecWizard(QWidget):
         except SpecError as e:
             self.problems = e.problems
         for i, name in enumerate(self.STEPS):
-            form = self.forms.get(name)
-            shown = form.show_problems(self.problems) if form else []
+            shown = [p for form in self._step_forms(name) for p in form.show_problems(self.problems)]
             item = self.step_list.item(i)
             item.setText(f"{i + 1}.  {name}" + ("  ⚠" if shown else ""))
             item.setToolTip("\n".join(str(p) for p in shown))
@@ -394,10 +420,22 @@ class SpecWizard(QWidget):
             self.add_source(path)
 
     def add_source(self, source: str) -> None:
-        self.forms["Corpus"].editor("data.sources").add_item(str(source))
+        self.forms[self.CORPUS_STEP].editor(f"{self.CORPUS_SECTION}.sources").add_item(str(source))
+
+    def use_dataset(self, path: str) -> None:
+        """Make the folder of a cleaned dataset the corpus (the only source) and show the corpus step."""
+        if not path:
+            return
+        form = self.forms[self.CORPUS_STEP]
+        form.editor(f"{self.CORPUS_SECTION}.sources").set_value([str(path)])
+        if f"{self.CORPUS_SECTION}.text_field" in form.fields:
+            form.editor(f"{self.CORPUS_SECTION}.text_field").set_value("text")  # the column a clean run writes
+        self.go_to_step(self.STEPS.index(self.CORPUS_STEP))
+        self.update_preview()
+        self.validate()
 
     def update_preview(self) -> None:
-        values = self.forms["Corpus"].values()["data"]
+        values = self.forms[self.CORPUS_STEP].values()[self.CORPUS_SECTION]
         parts = []
         for source in (values.get("sources") or [])[:6]:
             preview = source_preview(source, values.get("text_field") or "text", limit=4)

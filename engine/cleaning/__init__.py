@@ -1,0 +1,1 @@
+"""Dataset cleaning steps (kind: clean)."""

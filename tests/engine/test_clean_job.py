@@ -1,0 +1,217 @@
+"""The clean job through the real engine process: outputs, fates, the report, the dry run, the demo
+stage, and bad input (broken lines, missing fields, binary files, mixed encodings, empty input)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from engine.data.sources import load_documents
+from engine.specs import DataSpec
+
+WORDS = ("the of and to in that with have be is for on as by this it from at an are was which not or "
+         "data model parser returns value list error file name buffer stream token record index "
+         "handler queue builder reader writer cache socket thread window option default result").split()
+
+
+def prose(rng: random.Random, sentences: int = 8) -> str:
+    out = []
+    for _ in range(sentences):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(9, 14))]
+        out.append(" ".join(words).capitalize() + ".")
+    return " ".join(out)
+
+
+@pytest.fixture
+def dirty_corpus(tmp_path) -> dict:
+    """A JSONL file with planted problems, and what each line is."""
+    rng = random.Random(1)
+    docs = [prose(rng) for _ in range(40)]
+    original = docs[3]
+    words = original.split()
+    words[-1] = "socket."  # the last word changed: a near duplicate (5-gram Jaccard ~0.97)
+    lines = [json.dumps({"text": d}) for d in docs]
+    lines.append(json.dumps({"text": " ".join(words)}))                            # line 41: near dup of line 4
+    lines.append(json.dumps({"text": docs[7].upper().replace(" ", "  ")}))         # line 42: exact dup (case/spacing)
+    lines.append(json.dumps({"text": "Too short to keep."}))                       # line 43: gopher.min_words
+    lines.append(json.dumps({"text": prose(rng) + " Write to jane.doe@example.org or call +44 20 7946 0958."}))  # 44
+    lines.append("{not json")                                                      # line 45: broken
+    lines.append(json.dumps({"body": "no text field here"}))                       # line 46: missing field
+    lines.append(json.dumps({"text": prose(rng).replace("the", "thé", 3).encode().decode("latin-1")}))  # 47 mojibake
+    path = tmp_path / "dirty.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"path": path, "near": "dirty.jsonl:41", "near_of": "dirty.jsonl:4", "exact": "dirty.jsonl:42",
+            "exact_of": "dirty.jsonl:8", "short": "dirty.jsonl:43", "pii": "dirty.jsonl:44",
+            "mojibake": "dirty.jsonl:47"}
+
+
+def clean_spec(*sources: str, **sections) -> dict:
+    spec = {"kind": "clean", "name": "cl", "input": {"sources": list(sources)}, "workers": 2, "batch_documents": 7}
+    spec.update(sections)
+    return spec
+
+
+def run_clean(engine, spec: dict) -> tuple[Path, list[dict]]:
+    result = engine.run("run", str(engine.write_spec(spec)), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[-1]["status"] == "completed", events[-1]
+    return engine.only_run(), events
+
+
+def fate(engine, run_dir: Path, doc_id: str) -> dict:
+    result = engine.run("show", run_dir.name, "--doc", doc_id, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)[0]
+
+
+def test_clean_run_writes_the_dataset_report_and_every_documents_fate(engine, dirty_corpus):
+    run_dir, events = run_clean(engine, clean_spec(str(dirty_corpus["path"])))
+    output = run_dir / "output"
+
+    table = pq.read_table(output / "dataset" / "data-00000.parquet")
+    assert table.column_names == ["text", "id", "source"]
+    rows = table.to_pylist()
+    ids = [r["id"] for r in rows]
+    assert ids == sorted(ids, key=lambda i: int(i.split(":")[1]))  # reading order kept
+    assert dirty_corpus["near_of"] in ids and dirty_corpus["near"] not in ids
+    assert dirty_corpus["exact_of"] in ids and dirty_corpus["exact"] not in ids
+    assert dirty_corpus["short"] not in ids
+    redacted = next(r["text"] for r in rows if r["id"] == dirty_corpus["pii"])
+    assert "<EMAIL>" in redacted and "<PHONE>" in redacted and "jane.doe" not in redacted
+    repaired = next(r["text"] for r in rows if r["id"] == dirty_corpus["mojibake"])
+    assert "thé" in repaired and "Ã" not in repaired
+
+    report = json.loads((output / "report.json").read_text())
+    assert report["input"]["documents"] == 45 and report["input"]["skipped"] == 2
+    wheres = [p["where"] for p in report["input"]["skipped_examples"]]
+    assert any(w.endswith("line 45") for w in wheres) and any(w.endswith("line 46") for w in wheres)
+    steps = {row["step"]: row for row in report["steps"]}
+    assert steps["near_dedup"]["removed"] == 1 and steps["exact_dedup"]["removed"] == 1
+    assert steps["quality"]["rules"]["quality.gopher.min_words"]["removed"] >= 1
+    assert steps["pii"]["changes"]["pii.email"] == 1 and steps["repair"]["modified"] >= 1
+    assert report["output"]["documents"] == len(rows)
+    assert sum(report["histograms"]["before"]) == 45 and sum(report["histograms"]["after"]) == len(rows)
+    clusters = {c["kept"]["id"]: c for c in report["clusters"]}
+    near = clusters[dirty_corpus["near_of"]]
+    assert near["members"][0]["id"] == dirty_corpus["near"] and near["kept"]["text"] and near["members"][0]["text"]
+    assert (output / "report.html").read_text().count("<h3>") >= 2
+    assert (output / "removed" / "quality.gopher.min_words.jsonl").exists()
+
+    removed = fate(engine, run_dir, dirty_corpus["near"])
+    assert removed["fate"] == "removed" and removed["step"] == "near_dedup"
+    assert removed["duplicate_of_id"] == dirty_corpus["near_of"] and "Jaccard" in removed["reason"]
+    assert fate(engine, run_dir, dirty_corpus["pii"])["fate"] == "modified"
+    text_view = engine.run("show", run_dir.name, "--doc", dirty_corpus["short"])
+    assert "REMOVED" in text_view.stdout and "quality.gopher.min_words" in text_view.stdout
+    unknown = engine.run("show", run_dir.name, "--doc", "nope:1")
+    assert unknown.returncode == 1 and "no document with id 'nope:1'" in unknown.stderr
+
+    kinds = {e["kind"] for e in events if e["type"] == "artifact"}
+    assert kinds == {"dataset", "report"}
+    progress = [e for e in events if e["type"] == "progress"]
+    assert progress and progress[-1]["done"] == progress[-1]["total"] and progress[-1]["unit"] == "MB"
+    metric = next(e for e in events if e["type"] == "metric")
+    assert metric["values"]["documents_in"] == 45 and metric["values"]["documents_out"] == len(rows)
+
+
+def test_the_cleaned_dataset_feeds_the_training_corpus_loader(engine, dirty_corpus):
+    run_dir, _ = run_clean(engine, clean_spec(str(dirty_corpus["path"]), output={"format": "jsonl"}))
+    dataset = run_dir / "output" / "dataset"
+    assert (dataset / "data-00000.jsonl").exists()
+    loaded = load_documents(DataSpec(sources=[str(dataset)], eval_fraction=0.0), seed=0)
+    report = json.loads((run_dir / "output" / "report.json").read_text())
+    assert len(loaded["train"]) == report["output"]["documents"]
+
+
+def test_dry_run_shows_what_each_step_would_remove_and_why(engine, dirty_corpus):
+    spec = engine.write_spec(clean_spec(str(dirty_corpus["path"])))
+    result = engine.run("preview", str(spec), "--json", "--sample", "100")
+    assert result.returncode == 0, result.stderr
+    preview = json.loads(result.stdout)
+    assert preview["sample"] == 45 and preview["problem_count"] == 2
+    by_id = {d["id"]: d for d in preview["documents"]}
+    near = by_id[dirty_corpus["near"]]
+    assert near["fate"] == "removed" and near["step"] == "near_dedup" and near["duplicate_of"] == dirty_corpus["near_of"]
+    assert by_id[dirty_corpus["short"]]["reason"] and "quality.gopher.min_words" in by_id[dirty_corpus["short"]]["reason"]
+    assert by_id[dirty_corpus["pii"]]["fate"] == "modified" and "<EMAIL>" in by_id[dirty_corpus["pii"]]["final_text"]
+    assert [row["step"] for row in preview["steps"]] == ["repair", "normalize", "quality", "pii", "exact_dedup",
+                                                         "near_dedup"]
+    assert not list((engine.workspace / "runs").glob("*")) if (engine.workspace / "runs").exists() else True
+
+    text = engine.run("preview", str(spec), "--sample", "100")
+    assert "would remove" in text.stdout and "near_dedup" in text.stdout
+
+
+def test_broken_records_stop_the_run_when_the_spec_says_so(engine, dirty_corpus):
+    spec = clean_spec(str(dirty_corpus["path"]), input={"sources": [str(dirty_corpus["path"])], "on_bad_record": "stop"})
+    result = engine.run("run", str(engine.write_spec(spec)), "--json")
+    assert result.returncode == 1
+    error = json.loads(result.stdout.splitlines()[-1])["error"]
+    assert "dirty.jsonl, line 45: not valid JSON" in error["message"] and "on_bad_record" in error["hint"]
+    assert not (engine.only_run() / "output" / "dataset").exists()
+
+
+@pytest.mark.parametrize("case", ["missing-field", "empty", "binary-only", "no-such-file"])
+def test_bad_input_fails_with_a_message_naming_the_problem(engine, tmp_path, case):
+    if case == "missing-field":
+        path = tmp_path / "a.jsonl"
+        path.write_text('{"content": "x", "meta": 1}\n', encoding="utf-8")
+        expected = "no field 'text' (fields: 'content', 'meta')"
+    elif case == "empty":
+        path = tmp_path / "empty.jsonl"
+        path.write_text("\n\n", encoding="utf-8")
+        expected = "The input is empty"
+    elif case == "binary-only":
+        path = tmp_path / "image.txt"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
+        expected = "binary file"
+    else:
+        path = tmp_path / "missing.jsonl"
+        expected = "does not exist"
+    result = engine.run("run", str(engine.write_spec(clean_spec(str(path)))), "--json")
+    if case == "no-such-file":
+        assert result.returncode == 1 and expected in result.stdout
+        return
+    assert result.returncode == 1, result.stdout[-2000:]
+    error = json.loads(result.stdout.splitlines()[-1])["error"]
+    assert expected in error["message"] and error["hint"]
+
+
+def test_mixed_encodings_and_a_binary_file_in_a_folder_are_repaired_or_skipped(engine, tmp_path):
+    rng = random.Random(5)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    latin = prose(rng) + " Café crème, naïve façade."
+    lines = [json.dumps({"text": prose(rng)}, ensure_ascii=False).encode() for _ in range(3)]
+    lines.append(json.dumps({"text": latin}, ensure_ascii=False).encode("latin-1"))  # one line in Latin-1
+    (folder / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (folder / "b.txt").write_bytes("\ufeff".encode() + prose(rng).encode())           # UTF-8 with a BOM
+    (folder / "c.txt").write_bytes(prose(rng).encode("utf-16"))                       # UTF-16 with its BOM
+    (folder / "d.txt").write_bytes(b"\x00\x01\x02\xff" * 500)                          # binary
+    run_dir, _ = run_clean(engine, clean_spec(str(folder), exact_dedup={"enabled": False},
+                                              near_dedup={"enabled": False}))
+    report = json.loads((run_dir / "output" / "report.json").read_text())
+    assert report["input"]["documents"] == 6 and report["input"]["skipped"] == 1
+    assert "binary" in report["input"]["skipped_examples"][0]["problem"]
+    assert {"repair.bom", "repair.utf16"} <= set(report["input"]["repairs"])
+    texts = pq.read_table(run_dir / "output" / "dataset" / "data-00000.parquet").column("text").to_pylist()
+    assert any("Café crème, naïve façade." in t for t in texts)
+
+
+def test_the_demo_cleaning_stage_finds_the_real_duplicates_of_the_standard_library(engine):
+    from engine.demo import demo_clean_spec_data
+
+    run_dir, _ = run_clean(engine, demo_clean_spec_data())
+    report = json.loads((run_dir / "output" / "report.json").read_text())
+    pairs = {(c["kept"]["id"], m["id"]) for c in report["clusters"] for m in c["members"]}
+    assert ("_py_abc:ABCMeta", "abc:ABCMeta") in pairs  # exact: the pure-Python twin of abc
+    assert ("bz2:BZ2File.seek", "lzma:LZMAFile.seek") in pairs  # near: the same docstring, reworded
+    steps = {row["step"]: row for row in report["steps"]}
+    assert steps["near_dedup"]["removed"] >= 20 and steps["exact_dedup"]["removed"] >= 100
+    assert report["output"]["documents"] > 0.6 * report["input"]["documents"]
+    assert fate(engine, run_dir, "lzma:LZMAFile.seek")["duplicate_of_id"] == "bz2:BZ2File.seek"

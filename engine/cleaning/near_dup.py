@@ -1,9 +1,10 @@
 """Near-duplicate detection: MinHash LSH over word n-grams, and 64-bit SimHash.
 
 Signatures are a pure function of the texts and the parameters, computed for a batch of texts at
-once with numpy, so they run in worker processes; the indexes take one signature at a time, in
-document order, in the main process, and keep the first of a set of near duplicates. Only numpy
-and the standard library are imported: worker processes must start fast.
+once with numpy, so they run in worker processes; the indexes (engine/cleaning/dedup_index.py)
+take one signature at a time, in document order, in the main process, and keep the first of a set
+of near duplicates. Only numpy and the standard library are imported: worker processes must start
+fast.
 
 Hashes are stable across processes, runs and machines (no Python `hash()`, no numpy RNG): a word
 is a 64-bit polynomial hash of its UTF-8 bytes, an n-gram a weighted sum of its word hashes, both
@@ -15,16 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import multiprocessing
-import os
 import re
-import sys
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 
 import numpy as np
 
-_U64 = np.uint64
+U64 = np.uint64
 _WORD = re.compile(r"\w+")
 _EMPTY_MINHASH = np.uint32(0xFFFFFFFF)  # the signature value of a document without words
 
@@ -118,19 +116,19 @@ def words(text: str) -> list[str]:
 
 def _fmix64(x: np.ndarray) -> np.ndarray:
     """MurmurHash3's 64-bit finaliser, in place: every input bit flips each output bit half the time."""
-    x ^= x >> _U64(33)
-    x *= _U64(0xFF51AFD7ED558CCD)
-    x ^= x >> _U64(33)
-    x *= _U64(0xC4CEB9FE1A85EC53)
-    x ^= x >> _U64(33)
+    x ^= x >> U64(33)
+    x *= U64(0xFF51AFD7ED558CCD)
+    x ^= x >> U64(33)
+    x *= U64(0xC4CEB9FE1A85EC53)
+    x ^= x >> U64(33)
     return x
 
 
-def _constants(label: str, count: int) -> np.ndarray:
+def hash_constants(label: str, count: int) -> np.ndarray:
     """`count` stable odd 64-bit constants derived from `label`."""
     values = [int.from_bytes(hashlib.blake2b(f"{label}:{i}".encode(), digest_size=8).digest(), "little") | 1
               for i in range(count)]
-    return np.array(values, dtype=_U64)
+    return np.array(values, dtype=U64)
 
 
 _POLY_BASE = 0x100000001B3  # odd, hence invertible modulo 2**64
@@ -142,7 +140,7 @@ _POWER_BLOCK = 1 << 16
 
 def _geometric(ratio: int, count: int) -> np.ndarray:
     """ratio**i modulo 2**64 for i < count."""
-    out = np.full(count, ratio, dtype=_U64)
+    out = np.full(count, ratio, dtype=U64)
     out[0] = 1
     return np.cumprod(out, out=out)
 
@@ -193,13 +191,13 @@ def _word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     counts = np.bincount(np.searchsorted(np.flatnonzero(buffer == 0), starts), minlength=len(texts))
     if not len(starts):
-        return np.empty(0, dtype=_U64), counts.astype(np.int64)
-    prefix = np.zeros(len(buffer) + 1, dtype=_U64)
+        return np.empty(0, dtype=U64), counts.astype(np.int64)
+    prefix = np.zeros(len(buffer) + 1, dtype=U64)
     np.cumsum(buffer * _powers(len(buffer)), out=prefix[1:])  # uint64 arithmetic wraps: modulo 2**64
     return _fmix64((prefix[ends] - prefix[starts]) * _inverse_powers(starts)), counts.astype(np.int64)
 
 
-_NGRAM_WEIGHTS = _constants("atelier-ngram", 64)
+_NGRAM_WEIGHTS = hash_constants("atelier-ngram", 64)
 
 
 def _shingles(word_hashes: np.ndarray, counts: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
@@ -209,11 +207,11 @@ def _shingles(word_hashes: np.ndarray, counts: np.ndarray, ngram: int) -> tuple[
     fewer words than `ngram` gives one shingle of all its words; one without words gives none.
     """
     total = len(word_hashes)
-    weights = _NGRAM_WEIGHTS if ngram <= len(_NGRAM_WEIGHTS) else _constants("atelier-ngram", ngram)
+    weights = _NGRAM_WEIGHTS if ngram <= len(_NGRAM_WEIGHTS) else hash_constants("atelier-ngram", ngram)
     first_word = np.cumsum(counts) - counts
     # words from each position to the end of its document, this one included
     remaining = np.repeat(counts + first_word, counts) - np.arange(total)
-    padded = np.concatenate([word_hashes, np.zeros(ngram - 1, dtype=_U64)])
+    padded = np.concatenate([word_hashes, np.zeros(ngram - 1, dtype=U64)])
     acc = word_hashes * weights[0]
     for k in range(1, ngram):
         term = padded[k:k + total] * weights[k]
@@ -239,8 +237,8 @@ def shingle_hashes(text: str, ngram: int) -> np.ndarray:
 def _permutations(seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Multiply-shift hash constants (a odd, b): permutation j maps x to ((a_j·x + b_j) mod 2**64) >> 32."""
     digests = [hashlib.blake2b(f"minhash:{seed}:{j}".encode(), digest_size=16).digest() for j in range(count)]
-    a = np.array([int.from_bytes(d[:8], "little") | 1 for d in digests], dtype=_U64)
-    b = np.array([int.from_bytes(d[8:], "little") for d in digests], dtype=_U64)
+    a = np.array([int.from_bytes(d[:8], "little") | 1 for d in digests], dtype=U64)
+    b = np.array([int.from_bytes(d[8:], "little") for d in digests], dtype=U64)
     return a, b
 
 
@@ -265,7 +263,7 @@ def minhash_signatures(texts: list[str], params: MinHashParams) -> np.ndarray:
         np.multiply(shingles, a[j], out=values)
         values += b[j]
         # the minimum of the top 32 bits is the top 32 bits of the minimum: shift after reducing
-        mins[:, j] = np.minimum.reduceat(values, offsets) >> _U64(32)
+        mins[:, j] = np.minimum.reduceat(values, offsets) >> U64(32)
     out[has_words] = mins
     return out
 
@@ -275,7 +273,7 @@ def simhash_fingerprints(texts: list[str], params: SimHashParams) -> np.ndarray:
 
     Bit i is set when more than half the n-grams' hashes have bit i set. A text without words gets 0.
     """
-    out = np.zeros(len(texts), dtype=_U64)
+    out = np.zeros(len(texts), dtype=U64)
     shingles, per_doc = _shingles(*_word_hashes(texts), params.ngram)
     if not shingles.size:
         return out
@@ -284,247 +282,9 @@ def simhash_fingerprints(texts: list[str], params: SimHashParams) -> np.ndarray:
     ones = np.empty((len(offsets), 64), dtype=np.int64)
     bit = np.empty_like(shingles)
     for i in range(64):  # one bit at a time over the whole batch: contiguous 1-D passes are the fastest
-        np.right_shift(shingles, _U64(i), out=bit)
-        bit &= _U64(1)
+        np.right_shift(shingles, U64(i), out=bit)
+        bit &= U64(1)
         ones[:, i] = np.add.reduceat(bit, offsets)
     majority = ones * 2 > per_doc[has_words, None]
     out[has_words] = np.packbits(majority, axis=1, bitorder="little").view("<u8")[:, 0]
     return out
-
-
-class _RowStore:
-    """Signatures appended one at a time into fixed-size numpy chunks: compact, and never copied to grow."""
-
-    CHUNK = 1024
-
-    def __init__(self, width: int, dtype):
-        self._shape = (self.CHUNK, width)
-        self._dtype = dtype
-        self._chunks: list[np.ndarray] = []
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def append(self, row: np.ndarray) -> None:
-        if self._count % self.CHUNK == 0:
-            self._chunks.append(np.empty(self._shape, dtype=self._dtype))
-        self._chunks[-1][self._count % self.CHUNK] = row
-        self._count += 1
-
-    def take(self, items: list[int]) -> np.ndarray:
-        return np.stack([self._chunks[i // self.CHUNK][i % self.CHUNK] for i in items])
-
-    @property
-    def nbytes(self) -> int:
-        return sum(chunk.nbytes for chunk in self._chunks)
-
-
-class _GrowingVector:
-    """A 1-D numpy array that doubles when full: 8 bytes a document is cheap to copy, and one array
-    lets a lookup gather hundreds of candidates (SimHash on a large index) in one indexing."""
-
-    def __init__(self, dtype):
-        self._data = np.empty(1024, dtype=dtype)
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def append(self, value) -> None:
-        if self._count == len(self._data):
-            self._data = np.concatenate([self._data, np.empty_like(self._data)])
-        self._data[self._count] = value
-        self._count += 1
-
-    def take(self, items: list[int]) -> np.ndarray:
-        return self._data[items]
-
-    @property
-    def nbytes(self) -> int:
-        return self._data.nbytes
-
-
-class _BucketTables:
-    """One dict per band (or block): bucket key -> item number, or a list of them once shared."""
-
-    def __init__(self, tables: int):
-        self._tables: list[dict[int, int | list[int]]] = [{} for _ in range(tables)]
-        self._object_bytes = 0  # keys and lists, which sys.getsizeof(dict) leaves out
-
-    def lookup(self, keys: list[int]) -> tuple[list, list[int]]:
-        """Each table's bucket for its key (None where empty), and the items in them, in order."""
-        hits = list(map(dict.get, self._tables, keys))
-        if hits.count(None) == len(hits):  # the common case: nothing similar seen yet
-            return hits, []
-        found: set[int] = set()
-        for hit in hits:
-            if type(hit) is int:
-                found.add(hit)
-            elif hit is not None:
-                found.update(hit)
-        return hits, sorted(found)
-
-    def insert(self, keys: list[int], hits: list, item: int) -> None:
-        """Add `item` under each key; `hits` is what `lookup(keys)` found, unchanged since."""
-        for table, key, hit in zip(self._tables, keys, hits):
-            if hit is None:
-                table[key] = item
-                self._object_bytes += sys.getsizeof(key)
-            elif type(hit) is int:
-                bucket = table[key] = [hit, item]
-                self._object_bytes += sys.getsizeof(bucket)
-            else:
-                before = sys.getsizeof(hit)
-                hit.append(item)
-                self._object_bytes += sys.getsizeof(hit) - before
-
-    @property
-    def nbytes(self) -> int:
-        return sum(sys.getsizeof(table) for table in self._tables) + self._object_bytes
-
-
-class MinHashLSHIndex:
-    """Streaming MinHash LSH: each document is compared with the kept documents it shares a band with."""
-
-    def __init__(self, params: MinHashParams):
-        self.params = params
-        self.bands, self.rows = params.lsh_shape()
-        self._min_agree = math.ceil(params.threshold * params.permutations - 1e-9)
-        self._row_weights = _constants(f"atelier-band:{params.seed}", self.rows)
-        self._buckets = _BucketTables(self.bands)
-        # Verification compares the low 16 bits of each value (b-bit minwise hashing): two different
-        # minima agree by chance once in 65,536, which moves an estimate by at most 0.00002, and the
-        # stored signatures take half the memory.
-        self._signatures = _RowStore(params.permutations, np.uint16)
-        self._keys = _GrowingVector(np.int64)
-        self._item_bytes = 0
-
-    def add(self, key: int, signature: np.ndarray) -> tuple[int, float] | None:
-        """If a document added earlier shares a band bucket with this one and their signatures (a row
-        of `minhash_signatures`) agree on at least `threshold` of the permutations, return (its key,
-        estimated similarity), the most similar (then earliest) of them, without inserting this one;
-        else insert this one and return None."""
-        signature = np.asarray(signature, dtype=np.uint32)
-        if signature.shape != (self.params.permutations,):
-            raise ValueError(f"expected a signature of {self.params.permutations} values, got shape {signature.shape}")
-        band_keys = self._band_keys(signature)
-        hits, candidates = self._buckets.lookup(band_keys)
-        if candidates:
-            agree = np.count_nonzero(self._signatures.take(candidates) == signature.astype(np.uint16), axis=1)
-            best = int(np.argmax(agree))  # the first maximum: the earliest of equally similar documents
-            if agree[best] >= self._min_agree:
-                return int(self._keys.take([candidates[best]])[0]), float(agree[best]) / self.params.permutations
-        item = len(self._signatures)
-        self._signatures.append(signature.astype(np.uint16))  # keeps the low 16 bits
-        self._keys.append(key)
-        self._buckets.insert(band_keys, hits, item)
-        self._item_bytes += sys.getsizeof(item)
-        return None
-
-    def _band_keys(self, signature: np.ndarray) -> list[int]:
-        """A multilinear hash of each band's values: a collision between different bands only adds a
-        candidate that verification rejects. The top 60 bits, since Python ints below 2**60 take
-        32 bytes rather than 36."""
-        bands = signature[:self.bands * self.rows].astype(_U64).reshape(self.bands, self.rows)
-        return ((bands * self._row_weights).sum(axis=1, dtype=_U64) >> _U64(4)).tolist()
-
-    def __len__(self) -> int:
-        return len(self._signatures)
-
-    def memory_bytes(self) -> int:
-        """Approximate size of the index: bucket dicts, their keys and lists, the stored signatures and keys."""
-        return self._buckets.nbytes + self._item_bytes + self._signatures.nbytes + self._keys.nbytes
-
-
-class SimHashIndex:
-    """Streaming SimHash index: the 64 bits are split into max_hamming + 1 blocks, and two fingerprints
-    within max_hamming bits of each other agree exactly on at least one block (pigeonhole), so each
-    block is a bucket key, and candidates sharing a block are verified by Hamming distance.
-
-    Small blocks make large buckets: at max_hamming = 3 the 4 blocks have 16 bits and a lookup meets
-    about 4/65,536 of the index; at 15 the 16 blocks have 4 bits and a lookup meets about two thirds
-    of it, which makes deduplication quadratic.
-    """
-
-    def __init__(self, params: SimHashParams):
-        self.params = params
-        blocks = params.max_hamming + 1
-        edges = [64 * i // blocks for i in range(blocks + 1)]
-        self._blocks = [(lo, (1 << (hi - lo)) - 1) for lo, hi in zip(edges, edges[1:])]
-        self._buckets = _BucketTables(blocks)
-        self._fingerprints = _GrowingVector(_U64)
-        self._keys = _GrowingVector(np.int64)
-        self._item_bytes = 0
-
-    def add(self, key: int, fingerprint: int | np.integer) -> tuple[int, float] | None:
-        """If a document added earlier has a fingerprint within max_hamming bits of this one, return
-        (its key, 1 - distance / 64), the closest (then earliest) of them, without inserting this
-        one; else insert this one and return None."""
-        fingerprint = int(fingerprint)
-        block_keys = [(fingerprint >> lo) & mask for lo, mask in self._blocks]
-        hits, candidates = self._buckets.lookup(block_keys)
-        if candidates:
-            distances = _popcount(self._fingerprints.take(candidates) ^ _U64(fingerprint))
-            best = int(np.argmin(distances))
-            if distances[best] <= self.params.max_hamming:
-                return int(self._keys.take([candidates[best]])[0]), 1.0 - int(distances[best]) / 64
-        item = len(self._fingerprints)
-        self._fingerprints.append(fingerprint)
-        self._keys.append(key)
-        self._buckets.insert(block_keys, hits, item)
-        self._item_bytes += sys.getsizeof(item)
-        return None
-
-    def __len__(self) -> int:
-        return len(self._fingerprints)
-
-    def memory_bytes(self) -> int:
-        """Approximate size of the index: bucket dicts, their keys and lists, the stored fingerprints and keys."""
-        return self._buckets.nbytes + self._item_bytes + self._fingerprints.nbytes + self._keys.nbytes
-
-
-_BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
-
-def _popcount(values: np.ndarray) -> np.ndarray:
-    return _BYTE_POPCOUNT[values.astype("<u8").view(np.uint8)].reshape(-1, 8).sum(axis=1)
-
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def near_duplicates(texts: list[str], params: MinHashParams | SimHashParams,
-                    workers: int = 0) -> list[tuple[int, int, float]]:
-    """(index, index of the earlier document it duplicates, similarity) for every document removed.
-
-    Signatures are computed in chunks in a pool of `workers` processes (0 = one per available core;
-    1 = in this process), and the index is built here, in document order.
-    """
-    compute = partial(simhash_fingerprints if isinstance(params, SimHashParams) else minhash_signatures,
-                      params=params)
-    index = SimHashIndex(params) if isinstance(params, SimHashParams) else MinHashLSHIndex(params)
-    workers = workers or _available_cores()
-    size = max(1, min(1000, -(-len(texts) // (4 * workers))))  # at least 4 chunks per worker, to share the work
-    chunks = (texts[i:i + size] for i in range(0, len(texts), size))
-    removed: list[tuple[int, int, float]] = []
-
-    def judge(batches) -> None:
-        position = 0
-        for batch in batches:
-            for signature in batch:
-                match = index.add(position, signature)
-                if match is not None:
-                    removed.append((position, *match))
-                position += 1
-
-    if workers == 1:
-        judge(map(compute, chunks))
-    else:
-        with multiprocessing.get_context().Pool(workers) as pool:
-            judge(pool.imap(compute, chunks))
-    return removed

@@ -14,6 +14,7 @@ import hashlib
 import multiprocessing
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,9 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.clean_specs import CleanSpec
-from engine.cleaning.near_dup import (
-    MinHashLSHIndex, MinHashParams, SimHashIndex, SimHashParams, minhash_signatures, simhash_fingerprints,
-)
+from engine.cleaning.dedup_index import MinHashLSHIndex, SimHashIndex
+from engine.cleaning.near_dup import MinHashParams, SimHashParams, minhash_signatures, simhash_fingerprints
 from engine.cleaning.reader import Document
 from engine.cleaning.steps import build_steps
 
@@ -133,7 +133,9 @@ class Deduplicator:
                              f"near duplicate of an earlier document: {measure}")
 
     def index_bytes(self) -> int:
-        exact = len(self.exact) * 16 if self.exact is not None else 0  # two 8-byte ints per entry, before dict overhead
+        exact = 0
+        if self.exact is not None:  # the dict's table, plus a 64-bit key int (36 B) and a position int (28 B) per entry
+            exact = sys.getsizeof(self.exact) + len(self.exact) * 64
         return exact + (self.near.memory_bytes() if self.near is not None else 0)
 
     @staticmethod

@@ -215,3 +215,27 @@ def test_the_demo_cleaning_stage_finds_the_real_duplicates_of_the_standard_libra
     assert steps["near_dedup"]["removed"] >= 20 and steps["exact_dedup"]["removed"] >= 100
     assert report["output"]["documents"] > 0.6 * report["input"]["documents"]
     assert fate(engine, run_dir, "lzma:LZMAFile.seek")["duplicate_of_id"] == "bz2:BZ2File.seek"
+
+
+def test_a_cancelled_clean_run_stops_its_workers_and_leaves_no_half_written_dataset(engine, tmp_path):
+    import psutil
+
+    rng = random.Random(9)
+    path = tmp_path / "big.jsonl"
+    with path.open("w", encoding="utf-8") as f:
+        for _ in range(60_000):
+            f.write(json.dumps({"text": prose(rng)}) + "\n")
+    spec = clean_spec(str(path), batch_documents=200)
+    result = engine.run("run", str(engine.write_spec(spec)), "--detach")
+    info = json.loads(result.stdout)
+    run_dir = engine.workspace / "runs" / info["run_id"]
+    engine.wait_for(run_dir, lambda e: e["type"] == "progress" and e["stage"] == "clean" and e["done"] > 0)
+    workers = psutil.Process(info["pid"]).children(recursive=True)
+    assert len(workers) >= 2  # spec.workers: 2 processes do the per-document steps
+    assert engine.run("cancel", info["run_id"]).returncode == 0
+    events = engine.wait_for(run_dir, lambda e: e["type"] == "finished", timeout=60)
+    assert events[-1]["status"] == "cancelled"
+    assert not (run_dir / "output" / "dataset").exists()
+    assert not list((run_dir / "output").glob(".dataset.tmp-*"))
+    psutil.wait_procs(workers, timeout=10)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.cleaning.dedup_index import MinHashLSHIndex, SimHashIndex, near_duplicates
 from engine.cleaning.near_dup import (
-    MinHashLSHIndex, MinHashParams, SimHashIndex, SimHashParams, minhash_signatures, near_duplicates,
-    optimal_bands_rows, shingle_hashes, simhash_fingerprints, words,
+    MinHashParams, SimHashParams, minhash_signatures, optimal_bands_rows, shingle_hashes, simhash_fingerprints, words,
 )
 
 # ---- a corpus with planted near duplicates, and the exact answer -------------------------------

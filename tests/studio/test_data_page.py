@@ -14,7 +14,7 @@ from engine.specs import CleanSpec, load_spec, parse_spec
 from studio.client.engine import LocalEngine
 from studio.pages.data import STEPS, DataPage
 from studio.widgets.clean_steps import CLEANING_STEPS
-from tests.studio.clean_fixtures import DRY_RUN, KEPT, preview_calls, stand_in_preview_engine, write_clean_run
+from tests.studio.clean_fixtures import KEPT, preview_calls, stand_in_preview_engine, write_clean_run
 from tests.studio.test_pretrain_wizard import FakeTracker
 
 

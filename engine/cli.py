@@ -75,8 +75,11 @@ def _spawn_detached(workspace: Path, run: RunDirectory, resume: bool) -> int:
 
 
 def _execute(args, run: RunDirectory, spec, resume: bool) -> int:
+    from engine.launch import needs_launcher
     from engine.runner import execute
 
+    if needs_launcher(spec):
+        return _execute_launched(args, run, spec, resume)
     pretty = not args.json and sys.stdout.isatty()
     code = execute(run, spec, resume=resume, echo_stderr=not pretty,
                    sink_factory=lambda stream: _live_sink(args, stream))
@@ -95,10 +98,32 @@ def cmd_run(args) -> int:
     return _execute(args, run, spec, resume=False)
 
 
+def _execute_launched(args, run: RunDirectory, spec, resume: bool) -> int:
+    """Several processes (torchrun / deepspeed): start the launcher, show rank 0's events as they land."""
+    from engine.launch import launcher_command
+
+    command = launcher_command(spec, args.workspace, run.run_id, resume)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
+    with open(run.log_path, "ab") as log_file:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env)
+    from_seq = run.read_status().last_seq + 1 if resume and run.read_status() else 0
+    follow = argparse.Namespace(workspace=args.workspace, run=run.run_id, from_seq=max(0, from_seq), follow=True,
+                                json=getattr(args, "json", False), launcher=process)
+    code = cmd_attach(follow)
+    process.wait()
+    finished = [e for e in read_events(run.events_path) if e["type"] == "finished"]
+    if not finished:
+        return _fail(f"the launcher exited with {process.returncode} before the run finished; see {run.log_path}")
+    return {"completed": 0, "cancelled": 130}.get(finished[-1]["status"], 1) if code == 0 else code
+
+
 def cmd_exec(args) -> int:
     run = find_run(args.workspace, args.run)
     spec = load_spec(run.spec_path)
+    from engine.launch import needs_launcher
     from engine.runner import execute
+    if needs_launcher(spec):  # a detached multi-process run: this process becomes the launcher's parent
+        return _execute_launched(argparse.Namespace(workspace=args.workspace, json=True), run, spec, args.resume)
     return execute(run, spec, resume=args.resume, echo_stderr=False)
 
 
@@ -126,20 +151,21 @@ def cmd_attach(args) -> int:
     reader = EventReader(next_seq=args.from_seq)
     offset = 0
     quiet_polls = 0
+    finished = False  # sticky: the finished event may arrive while the process is still winding down
     while True:
         with open(run.events_path, "rb") if run.events_path.exists() else open(os.devnull, "rb") as f:
             f.seek(offset)
             chunk = f.read()
         offset += len(chunk)
         events = reader.feed(chunk)
-        finished = False
         for event in events:
             sink(event)
-            finished = event["type"] == "finished"
+            finished = finished or event["type"] == "finished"
         if not args.follow:
             return 0
         status = run.effective_status()
-        alive = status is not None and status.active
+        launcher = getattr(args, "launcher", None)  # a multi-process run's launcher, while rank 0 starts
+        alive = (status is not None and status.active) or (launcher is not None and launcher.poll() is None)
         if finished and not alive:
             return 0
         if not events and not alive:
@@ -284,13 +310,19 @@ def cmd_preview(args) -> int:
     from engine.errors import UserError
 
     spec = _load_spec_or_exit(args.spec)
-    if spec.kind != "clean":
-        return _fail(f"{args.spec} is a {spec.kind} spec; preview (the dry run) is for kind: clean", EXIT_INVALID)
+    if spec.kind not in ("clean", "finetune"):
+        return _fail(f"{args.spec} is a {spec.kind} spec; preview is for kind: clean (the dry run) and "
+                     "kind: finetune (data, rendering and memory)", EXIT_INVALID)
     try:
-        result = preview(spec, args.sample)
+        if spec.kind == "finetune":
+            from engine.finetune.preview import preview as finetune_preview, preview_text as finetune_text
+            result = finetune_preview(spec, args.workspace, args.sample)
+            text = finetune_text
+        else:
+            result, text = preview(spec, args.sample), preview_text
     except UserError as e:
         return _fail(f"{e.message}\nWhat to do: {e.hint}" if e.hint else e.message)
-    print(json.dumps(result, ensure_ascii=False) if args.json else preview_text(result))
+    print(json.dumps(result, ensure_ascii=False) if args.json else text(result))
     return 0
 
 
@@ -412,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--doc", metavar="ID", help="a document id of a clean run: which step removed or changed it, and why")
     p.add_argument("--json", action="store_true")
-    p = add("preview", cmd_preview, "Dry run of a clean spec on a random sample: what each step would remove, and why.")
+    p = add("preview", cmd_preview, "Clean spec: dry run on a random sample (what each step would remove, and why). "
+                                    "Finetune spec: data format, rendered records, memory per method.")
     p.add_argument("spec")
     p.add_argument("--sample", type=int, default=None, help="documents in the sample (default: preview.sample_documents)")
     p.add_argument("--json", action="store_true", help="print the whole result as one JSON object")

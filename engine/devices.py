@@ -98,19 +98,25 @@ def doctor_report(workspace: Path) -> dict:
     }
 
 
-def check_fits(needed_bytes: int, placement: Placement, what: str) -> None:
-    """Fail before allocating when the estimate clearly exceeds the memory that is free."""
+def available_memory_bytes(placement: Placement) -> int:
+    """Free GPU memory on CUDA, else the RAM the system can still give."""
     if placement.device == "cuda":
         free, _total = torch.cuda.mem_get_info()
-        where = "free GPU memory"
-    else:
-        import psutil
-        free = psutil.virtual_memory().available
-        where = "available RAM" if placement.device == "cpu" else "available unified memory"
+        return free
+    import psutil
+    return psutil.virtual_memory().available
+
+
+PRETRAIN_MEMORY_HINT = ("Make the model smaller (model.hidden_size, model.layers), lower train.batch_size "
+                        "(raise train.gradient_accumulation to keep the effective batch), shorten "
+                        "model.context_length, or turn on train.gradient_checkpointing.")
+
+
+def check_fits(needed_bytes: int, placement: Placement, what: str, hint: str = PRETRAIN_MEMORY_HINT) -> None:
+    """Fail before allocating when the estimate clearly exceeds the memory that is free."""
+    free = available_memory_bytes(placement)
+    where = {"cuda": "free GPU memory", "cpu": "available RAM"}.get(placement.device, "available unified memory")
     if needed_bytes > free:
         raise ResourceError(
             f"Out of memory: {what} needs about {needed_bytes / 2**30:.1f} GiB to train, "
-            f"but only {free / 2**30:.1f} GiB of {where} is left.",
-            "Make the model smaller (model.hidden_size, model.layers), lower train.batch_size "
-            "(raise train.gradient_accumulation to keep the effective batch), shorten "
-            "model.context_length, or turn on train.gradient_checkpointing.")
+            f"but only {free / 2**30:.1f} GiB of {where} is left.", hint)

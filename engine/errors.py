@@ -28,3 +28,7 @@ class TokenizerError(UserError):
 
 class ResourceError(UserError):
     type = "resource_error"
+
+
+class ModelError(UserError):
+    type = "model_error"

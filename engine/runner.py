@@ -25,7 +25,8 @@ from engine.errors import ResourceError, UserError
 from engine.protocol import Event, EventWriter
 from engine.rundir import RunDirectory, RunStatus
 
-JOB_MODULES = {"clean": "engine.jobs.clean", "pretrain": "engine.jobs.pretrain", "tokenizer": "engine.jobs.tokenizer"}
+JOB_MODULES = {"clean": "engine.jobs.clean", "pretrain": "engine.jobs.pretrain", "tokenizer": "engine.jobs.tokenizer",
+               "finetune": "engine.jobs.finetune"}
 HEARTBEAT_SECONDS = float(os.environ.get("ATELIER_HEARTBEAT_S", "5"))
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
 
@@ -44,6 +45,7 @@ class JobContext:
     resume_from: Path | None = None
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     step: int = 0
+    primary: bool = True  # rank 0 of a multi-process run (or the only process): the one that reports
 
     def check_cancelled(self) -> None:
         if self.cancel_requested.is_set():
@@ -52,6 +54,8 @@ class JobContext:
     def update_status(self, step: int | None = None) -> None:
         if step is not None:
             self.step = step
+        if not self.primary:
+            return
         self.run.write_status(RunStatus(
             state="running", pid=os.getpid(), last_seq=self.events.next_seq - 1,
             kind=self.spec.kind, name=self.spec.name, step=self.step))
@@ -166,9 +170,11 @@ def execute(run: RunDirectory, spec, live_sinks: list[Callable[[Event], None]] |
     sinks = list(live_sinks or [])
     if sink_factory is not None:
         sinks.insert(0, sink_factory(output.events_stream))
-    events = EventWriter(run.events_path, sinks)
+    from engine.launch import rank
+    primary = rank() == 0  # the other ranks of a torchrun/deepspeed launch train silently
+    events = EventWriter(run.events_path, sinks) if primary else EventWriter(None, [])
     resume_from = run.last_checkpoint() if resume else None
-    ctx = JobContext(spec=spec, run=run, events=events, resume_from=resume_from)
+    ctx = JobContext(spec=spec, run=run, events=events, resume_from=resume_from, primary=primary)
     finished_lock = threading.Lock()
     outcome: dict = {}
 
@@ -178,12 +184,15 @@ def execute(run: RunDirectory, spec, live_sinks: list[Callable[[Event], None]] |
                 return
             outcome["status"] = status
             events.finished(status, summary, error)
+            if not primary:
+                return
             run.write_status(RunStatus(state=status, pid=os.getpid(), last_seq=events.next_seq - 1,
                                        kind=spec.kind, name=spec.name, step=ctx.step))
 
     _install_signal_handlers(ctx, finish)
     ctx.update_status()
-    log.info("run %s (%s) starting in pid %d", run.run_id, spec.kind, os.getpid())
+    log.info("run %s (%s) starting in pid %d, rank %d of %s", run.run_id, spec.kind, os.getpid(), rank(),
+             os.environ.get("WORLD_SIZE", "1"))
     from engine.devices import describe_devices
 
     events.started(run_id=run.run_id, spec=spec.model_dump(mode="json"), host=socket.gethostname(),
@@ -192,7 +201,8 @@ def execute(run: RunDirectory, spec, live_sinks: list[Callable[[Event], None]] |
     if resume and resume_from is None:
         events.log("warning", "No checkpoint to resume from: the run starts again from step 0.")
     stop_heartbeat = threading.Event()
-    threading.Thread(target=_heartbeat, args=(ctx, stop_heartbeat), daemon=True).start()
+    if primary:
+        threading.Thread(target=_heartbeat, args=(ctx, stop_heartbeat), daemon=True).start()
     started = time.time()
     try:
         job = importlib.import_module(JOB_MODULES[spec.kind])

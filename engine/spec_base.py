@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 ADVANCED = {"advanced": True}
 RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -11,3 +13,21 @@ RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 class StrictModel(BaseModel):
     # Unknown keys are errors: a typo must never fall back silently to a default.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Resources(StrictModel):
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", title="Device", description="Where to train. `auto` picks CUDA, then Apple MPS, then the CPU.")
+    gpus: int = Field(1, ge=1, le=1024, title="GPUs per node",
+                      description="GPUs to use on each host. More than one launches torchrun.")
+    nodes: int = Field(1, ge=1, le=1024, title="Nodes", description="Hosts to train on.", json_schema_extra=ADVANCED)
+    hostfile: str | None = Field(None, title="Hostfile", json_schema_extra=ADVANCED,
+                                 description="DeepSpeed/MPI-style hostfile listing the hosts for multi-node runs.")
+    strategy: Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = Field(
+        "ddp", title="Distributed strategy", json_schema_extra=ADVANCED,
+        description="How several GPUs share the work: data parallel, fully sharded, or DeepSpeed ZeRO.")
+    offload: bool = Field(False, title="Offload to CPU", json_schema_extra=ADVANCED,
+                          description="Keep optimizer state in CPU memory (FSDP/ZeRO only): slower, fits bigger models.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", title="Precision",
+        description="Mixed precision. `auto` uses bf16 where the GPU supports it, else fp16 on CUDA, fp32 on CPU.")

@@ -19,27 +19,10 @@ import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from engine.clean_specs import CleanSpec
-from engine.spec_base import ADVANCED, StrictModel
+from engine.finetune_specs import FinetuneSpec
+from engine.spec_base import ADVANCED, Resources, StrictModel
 
 _LEADING_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)+)\b")
-
-
-class Resources(StrictModel):
-    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
-        "auto", title="Device", description="Where to train. `auto` picks CUDA, then Apple MPS, then the CPU.")
-    gpus: int = Field(1, ge=1, le=1024, title="GPUs per node",
-                      description="GPUs to use on each host. More than one launches torchrun.")
-    nodes: int = Field(1, ge=1, le=1024, title="Nodes", description="Hosts to train on.", json_schema_extra=ADVANCED)
-    hostfile: str | None = Field(None, title="Hostfile", json_schema_extra=ADVANCED,
-                                 description="DeepSpeed/MPI-style hostfile listing the hosts for multi-node runs.")
-    strategy: Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = Field(
-        "ddp", title="Distributed strategy", json_schema_extra=ADVANCED,
-        description="How several GPUs share the work: data parallel, fully sharded, or DeepSpeed ZeRO.")
-    offload: bool = Field(False, title="Offload to CPU", json_schema_extra=ADVANCED,
-                          description="Keep optimizer state in CPU memory (FSDP/ZeRO only): slower, fits bigger models.")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", title="Precision",
-        description="Mixed precision. `auto` uses bf16 where the GPU supports it, else fp16 on CUDA, fp32 on CPU.")
 
 
 class DataSpec(StrictModel):
@@ -323,9 +306,9 @@ class TokenizerJobSpec(StrictModel):
 
 
 # Each kind joins this union as its issue lands.
-JobSpec = Annotated[Union[CleanSpec, TokenizerJobSpec, PretrainSpec], Field(discriminator="kind")]
+JobSpec = Annotated[Union[CleanSpec, TokenizerJobSpec, PretrainSpec, FinetuneSpec], Field(discriminator="kind")]
 SPEC_MODELS: dict[str, type[StrictModel]] = {"clean": CleanSpec, "tokenizer": TokenizerJobSpec,
-                                             "pretrain": PretrainSpec}
+                                             "pretrain": PretrainSpec, "finetune": FinetuneSpec}
 _adapter = TypeAdapter(JobSpec)
 
 
@@ -407,7 +390,7 @@ def _problems(error: ValidationError, lines: dict[tuple, int]) -> list[SpecProbl
     return problems
 
 
-def parse_spec(data: Any, source: str = "spec", text: str | None = None) -> CleanSpec | PretrainSpec | TokenizerJobSpec:
+def parse_spec(data: Any, source: str = "spec", text: str | None = None) -> CleanSpec | PretrainSpec | TokenizerJobSpec | FinetuneSpec:
     """Validate a spec given as plain data; raise SpecError listing every problem."""
     if not isinstance(data, dict):
         raise SpecError(source, [SpecProblem("", "a spec is a mapping with a `kind:` key")])
@@ -417,7 +400,7 @@ def parse_spec(data: Any, source: str = "spec", text: str | None = None) -> Clea
         raise SpecError(source, _problems(e, _yaml_lines(text) if text else {})) from None
 
 
-def load_spec(path: Path | str) -> CleanSpec | PretrainSpec | TokenizerJobSpec:
+def load_spec(path: Path | str) -> CleanSpec | PretrainSpec | TokenizerJobSpec | FinetuneSpec:
     """Read and validate a YAML spec file (safe_load); raise SpecError or FileNotFoundError."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")

@@ -63,13 +63,26 @@ class EventsCallback(TrainerCallback):
         self._steps_since_log += 1
         self._recent.append(elapsed)
         self.ctx.step = state.global_step
-        if self.ctx.cancel_requested.is_set():
+        if self._cancel_agreed(args):
             control.should_save = True
             control.should_training_stop = True
         elif self.sample and self.sample_every and state.global_step % self.sample_every == 0:
             for prompt, text in self.sample(kwargs["model"]):
                 self.ctx.events.sample(state.global_step, prompt, text)
         self._progress(state, force=state.global_step == state.max_steps)
+
+    def _cancel_agreed(self, args) -> bool:
+        """Whether to stop now. With several processes, a cancel reaches rank 0 only (its pid is the
+        run's): every rank must stop at the same step, or the others wait forever in the next
+        collective, so the flag is shared with one tiny all-reduce per step."""
+        cancel = self.ctx.cancel_requested.is_set()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([int(cancel)], device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            if flag.item() and not cancel:
+                self.ctx.cancel_requested.set()
+            cancel = bool(flag.item())
+        return cancel
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}

@@ -1,0 +1,1 @@
+"""Fine-tuning helpers: instruction records, chat rendering with loss masks, generation metrics."""

@@ -1,0 +1,44 @@
+"""Several processes for one run: the command that starts them, and who this process is among them.
+
+Several GPUs (or, on a CPU, several processes over gloo) run under `torchrun`, several hosts under
+the `deepspeed` launcher with a hostfile — the launchers the field uses, never a scheme of our own.
+Every process runs `studio-engine _exec RUN`; the Trainer (through accelerate) joins them into one
+process group from the environment the launcher sets. Only rank 0 writes events and status.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def world_size(spec) -> int:
+    resources = getattr(spec, "resources", None)
+    return resources.gpus * resources.nodes if resources is not None else 1
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def inside_launcher() -> bool:
+    return "LOCAL_RANK" in os.environ
+
+
+def needs_launcher(spec) -> bool:
+    return world_size(spec) > 1 and not inside_launcher()
+
+
+def launcher_command(spec, workspace: Path, run_id: str, resume: bool) -> list[str]:
+    """torchrun for one host; the deepspeed launcher (hostfile) for several."""
+    resources = spec.resources
+    engine = ["-m", "engine.cli", "--workspace", str(workspace), "_exec", run_id] + (["--resume"] if resume else [])
+    if resources.nodes > 1:
+        if not resources.hostfile:
+            from engine.errors import UserError
+            raise UserError(f"resources.nodes is {resources.nodes} but resources.hostfile is empty.",
+                            "Write a hostfile (one `host slots=N` line per machine) and set resources.hostfile.")
+        return ["deepspeed", "--hostfile", resources.hostfile, "--num_nodes", str(resources.nodes),
+                "--num_gpus", str(resources.gpus), "--module", *engine[1:]]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={resources.gpus}", *engine]

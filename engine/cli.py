@@ -361,11 +361,11 @@ def cmd_validate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from engine.demo import demo_clean_spec_data, demo_spec_data
+    from engine.demo import DEMO_FINETUNE_STEPS, demo_clean_spec_data, demo_finetune_spec_data, demo_spec_data
 
     clean_spec = parse_spec(demo_clean_spec_data(), "demo clean")
     clean_run = _create_run(args.workspace, clean_spec, None)
-    print("Atelier demo, stage 1 of 2: cleaning the docstrings of this Python's standard library "
+    print("Atelier demo, stage 1 of 3: cleaning the docstrings of this Python's standard library "
           "(repair, normalise, quality filters, PII, exact and near duplicates).", flush=True)
     code = _execute(args, clean_run, clean_spec, resume=False)
     if code != 0:
@@ -376,15 +376,29 @@ def cmd_demo(args) -> int:
     dataset = str(clean_run.output_dir / "dataset")
     spec = parse_spec(demo_spec_data(steps=args.steps, sources=[dataset]), "demo")
     run = _create_run(args.workspace, spec, None)
-    print(f"\nAtelier demo, stage 2 of 2: pretraining a small {spec.model.architecture} model on the cleaned "
+    print(f"\nAtelier demo, stage 2 of 3: pretraining a small {spec.model.architecture} model on the cleaned "
           f"docstrings ({spec.train.max_steps} steps on CPU take a few minutes).", flush=True)
     code = _execute(args, run, spec, resume=False)
     model = run.output_dir / "model"
-    if code == 0 and model.exists():
-        print(f"\nDemo finished.\nCleaned dataset: {dataset}\nCleaning report: {clean_run.output_dir / 'report.html'}\n"
-              f"Model (Hugging Face layout): {model}\n"
-              f"Events: {run.events_path}\nSee the runs in the studio with `studio`, or "
-              f"`studio-engine show {run.run_id}`.")
+    if code != 0 or not model.exists():
+        return code
+
+    steps = args.finetune_steps or DEMO_FINETUNE_STEPS
+    ft_spec = parse_spec(demo_finetune_spec_data(str(model), steps=steps), "demo finetune")
+    ft_run = _create_run(args.workspace, ft_spec, None)
+    print(f"\nAtelier demo, stage 3 of 3: fine-tuning that model ({ft_spec.method.name}) to reverse 3–5 words, "
+          f"{ft_spec.train.max_steps} steps; exact match on 100 held-out items is measured before and after.", flush=True)
+    code = _execute(args, ft_run, ft_spec, resume=False)
+    if code != 0:
+        return code
+    summary = next(e for e in read_events(ft_run.events_path) if e["type"] == "finished")["summary"]
+    tuned = ft_run.output_dir / ("model" if ft_spec.method.name == "full" else "adapter")
+    print(f"\nDemo finished.\nCleaned dataset: {dataset}\nCleaning report: {clean_run.output_dir / 'report.html'}\n"
+          f"Pretrained model (Hugging Face layout): {model}\n"
+          f"Fine-tuned model: {tuned}\n"
+          f"Reversing words, exact match on held-out items: {summary.get('exact_match_before', 0):.0%} before, "
+          f"{summary.get('exact_match_after', 0):.0%} after fine-tuning.\n"
+          f"See the runs in the studio with `studio`, or `studio-engine list`.")
     return code
 
 
@@ -457,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec")
     p = add("demo", cmd_demo, "Run the demo pipeline on the embedded default corpus.")
     p.add_argument("--steps", type=int, default=300, help="pretraining steps (default 300)")
+    p.add_argument("--finetune-steps", type=int, default=None, help="fine-tuning steps (default 400)")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("_exec")  # the detached child of `run --detach` / `resume --detach`
     p.add_argument("run")

@@ -2,10 +2,16 @@
 
 The demo pipeline cleans the docstrings of the local Python standard library (they hold real
 duplicates: `_pydecimal` repeats `decimal`, `_pyio` repeats `io`), then pretrains on what the
-cleaning kept. Later stages (fine-tuning, labeling, RLHF) join it as their jobs land.
+cleaning kept, then fine-tunes that model on a generated task with checkable answers (reversing a
+few words) and reports its exact-match accuracy before and after. Later stages (labeling, RLHF)
+join it as their jobs land.
 """
 
 from __future__ import annotations
+
+
+DEMO_FINETUNE_STEPS = 400
+DEMO_FINETUNE_METHOD: dict = {"name": "full"}
 
 
 def demo_clean_spec_data() -> dict:
@@ -39,6 +45,24 @@ def demo_spec_data(steps: int = 300, sources: list[str] | None = None) -> dict:
             "schedule": "cosine", "checkpoint_every": every, "eval_every": every, "sample_every": every,
             "log_every": 10, "sample_prompts": ["Return the ", "This function "],
         },
+        "resources": {"device": "auto"},
+        "seed": 0,
+    }
+
+
+def demo_finetune_spec_data(base_model: str, steps: int = DEMO_FINETUNE_STEPS) -> dict:
+    """Teach the demo's pretrained model to reverse 3–5 words: checkable, so the demo shows that it
+    learned (exact match from ~0 to near 100% in a few CPU minutes), not only that it ran."""
+    return {
+        "kind": "finetune",
+        "name": "demo-reverse-words",
+        "model": {"path": base_model},
+        "data": {"sources": ["builtin:tasks"], "task": "reverse", "task_examples": 4000, "chat_template": "chatml",
+                 "max_length": 64, "eval_fraction": 0.025},
+        "method": DEMO_FINETUNE_METHOD,
+        "train": {"max_steps": steps, "batch_size": 32, "learning_rate": 3e-3, "warmup_steps": 20,
+                  "eval_every": max(1, steps // 2), "checkpoint_every": max(1, steps // 2), "log_every": 10},
+        "evaluation": {"generate_examples": 100, "max_new_tokens": 16, "before_training": True},
         "resources": {"device": "auto"},
         "seed": 0,
     }

@@ -17,6 +17,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from engine.devices import Placement, check_fits, resolve
+from engine.distributed_config import describe, trainer_arguments
 from engine.errors import DataError
 from engine.finetune.generation import GenerationScorer
 from engine.finetune.memory import estimate
@@ -44,7 +45,7 @@ def run(ctx: JobContext) -> dict:
     if inside_launcher():
         backend = "gloo" if placement.device == "cpu" else "nccl"
         ctx.events.log("info", f"{os.environ.get('WORLD_SIZE', '?')} processes in one {spec.resources.strategy} group "
-                               f"over {backend}; rank 0 reports.")
+                               f"over {backend}; rank 0 reports. {describe(spec.resources)}")
 
     tokenizer = load_tokenizer(base, spec.model.trust_remote_code)
     template, new_tokens = None, []
@@ -228,6 +229,7 @@ def build_trainer(ctx: JobContext, placement: Placement, model, tokenizer, train
         report_to="none",
         disable_tqdm=True,
         remove_unused_columns=False,
+        **trainer_arguments(spec.resources),
     )
     mean_length = sum(len(ids) for ids in train_set["input_ids"]) / len(train_set)
     events = EventsCallback(ctx, sequences_per_step=train.batch_size * train.gradient_accumulation,

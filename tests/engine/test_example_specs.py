@@ -14,7 +14,7 @@ def test_every_example_spec_validates(path):
 
 
 def test_there_is_an_example_per_kind_so_far():
-    assert {load_spec(p).kind for p in SPECS} >= {"clean", "pretrain", "tokenizer"}
+    assert {load_spec(p).kind for p in SPECS} >= {"clean", "pretrain", "tokenizer", "finetune"}
 
 
 def test_demo_spec_validates():
@@ -25,3 +25,9 @@ def test_demo_spec_validates():
 def test_demo_clean_spec_validates():
     spec = parse_spec(demo_clean_spec_data())
     assert spec.input.sources == ["builtin:python-docs"] and spec.near_dedup.enabled
+
+
+def test_demo_finetune_spec_validates():
+    from engine.demo import demo_finetune_spec_data
+    spec = parse_spec(demo_finetune_spec_data("runs/x/output/model"))
+    assert spec.data.task == "reverse" and spec.evaluation.before_training

@@ -18,11 +18,11 @@ EXAMPLES = 5
 def preview(spec: FinetuneSpec, workspace, sample: int | None = None) -> dict:
     base = resolve_base(spec.model.path, workspace)
     tokenizer = load_tokenizer(base, spec.model.trust_remote_code)
+    train, held_out, data_format = load_records(spec.data, spec.seed)
     template = None
-    if spec.data.format != "text":
+    if data_format != "text":  # plain text needs no chat template
         template = chat_template(tokenizer, spec.data.chat_template)
         add_marker_tokens(tokenizer, spec.data.chat_template)
-    train, held_out, data_format = load_records(spec.data, spec.seed)
     records = train + held_out
     measured = records[:sample or 2000]
     too_long = sum(1 for r in measured

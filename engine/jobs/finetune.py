@@ -47,14 +47,15 @@ def run(ctx: JobContext) -> dict:
         ctx.events.log("info", f"{os.environ.get('WORLD_SIZE', '?')} processes in one {spec.resources.strategy} group "
                                f"over {backend}; rank 0 reports. {describe(spec.resources)}")
 
+    train_records, eval_records, data_format = load_data(ctx)
     tokenizer = load_tokenizer(base, spec.model.trust_remote_code)
     template, new_tokens = None, []
-    if spec.data.format != "text":  # plain text (continued pretraining) needs no chat template
+    if data_format != "text":  # plain text (continued pretraining) needs no chat template
         template = chat_template(tokenizer, spec.data.chat_template)
         added = add_marker_tokens(tokenizer, spec.data.chat_template)
         new_tokens = list(range(len(tokenizer) - added, len(tokenizer)))  # added tokens take the last ids
         tokenizer.chat_template = template  # saved with the adapter: generation uses the template it learned
-    train_set, eval_set, eval_records = prepare_data(ctx, tokenizer, template)
+    train_set, eval_set = prepare_data(ctx, tokenizer, template, train_records, eval_records)
     ctx.check_cancelled()
 
     check_memory(ctx, base, placement, len(tokenizer))
@@ -88,14 +89,20 @@ def run(ctx: JobContext) -> dict:
     return final
 
 
-def prepare_data(ctx: JobContext, tokenizer, template: str | None):
-    """Rendered train and eval sets (input_ids, labels), and the eval records for generation."""
+def load_data(ctx: JobContext) -> tuple[list[dict], list[dict], str]:
     spec = ctx.spec
     ctx.events.progress("data", 0, None, "records")
     train_records, eval_records, data_format = load_records(spec.data, spec.seed)
     shown = spec.data.format if spec.data.format != "auto" else f"{data_format} (detected)"
     ctx.events.log("info", f"Data: {len(train_records):,} training and {len(eval_records):,} held-out records, "
                            f"format {shown}.")
+    return train_records, eval_records, data_format
+
+
+def prepare_data(ctx: JobContext, tokenizer, template: str | None, train_records: list[dict],
+                 eval_records: list[dict]):
+    """Rendered train and eval sets (input_ids, labels)."""
+    spec = ctx.spec
 
     def rendered(records: list[dict], split: str):
         rows, stats = render_records(records, tokenizer, template, spec.data.loss_on, spec.data.max_length,
@@ -122,7 +129,7 @@ def prepare_data(ctx: JobContext, tokenizer, template: str | None):
                                   "truncated": truncated, "dropped": dropped})
     train_set = datasets.Dataset.from_list(train_rows)
     eval_set = datasets.Dataset.from_list(eval_rows) if eval_rows else None
-    return train_set, eval_set, eval_records
+    return train_set, eval_set
 
 
 def check_memory(ctx: JobContext, base: str, placement: Placement, vocab: int) -> None:

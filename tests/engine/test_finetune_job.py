@@ -194,3 +194,12 @@ def test_the_resources_block_becomes_fsdp_or_deepspeed_settings():
 def test_deepspeed_zero3_on_two_gpus(engine, base_model):
     run_ok(engine, finetune_spec(base_model, **{"resources.gpus": 2, "resources.device": "cuda",
                                                 "resources.strategy": "deepspeed-zero3"}))
+
+
+def test_plain_text_continues_pretraining_without_a_chat_template(engine, base_model, tmp_path):
+    data = tmp_path / "notes.jsonl"
+    data.write_text("\n".join(json.dumps({"text": f"Note {i}: the parser returns the next token."}) for i in range(40)))
+    run_dir, events = run_ok(engine, finetune_spec(base_model, **{"data.sources": [str(data)],
+                                                                 "data.chat_template": "model"}))
+    assert any("format text (detected)" in e.get("message", "") for e in events if e["type"] == "log")
+    assert (run_dir / "output" / "adapter" / "adapter_model.safetensors").exists()

@@ -162,6 +162,10 @@ class MainWindow(QMainWindow):
             from studio.pages.pretrain import PretrainPage
 
             return PretrainPage(self.store, self.tracker, self.workspace)
+        if key == "finetune":
+            from studio.pages.finetune import FinetunePage
+
+            return FinetunePage(self.store, self.tracker, self.workspace)
         if key == "tokenizer":
             from studio.pages.tokenizer import TokenizerPage
 
@@ -254,12 +258,14 @@ class MainWindow(QMainWindow):
         page.use_dataset(path)
 
     def open_run(self, run_id: str) -> None:
-        """Show a run: a clean run's progress and report on the Data page; any other run's monitor
-        (history from the store, then live events)."""
+        """Show a run: a clean run's progress and report on the Data page, a fine-tuning run's scores
+        and charts on the Fine-tune page; any other run's monitor (history from the store, then live
+        events)."""
         record = self.store.get_run(run_id) if self.store is not None else None
-        if record is not None and record.kind == "clean":
-            self.show_page("data")
-            self.page("data").show_run(run_id)
+        own_page = {"clean": "data", "finetune": "finetune"}.get(record.kind if record is not None else "")
+        if own_page:
+            self.show_page(own_page)
+            self.page(own_page).show_run(run_id)
             return
         page = self._ensure_monitor_page()
         page.monitor.clear_overlays()
@@ -272,8 +278,15 @@ class MainWindow(QMainWindow):
         if not run_ids:
             return
         self.open_run(run_ids[0])
+        key = self.current_page_key()
+        if key == "monitor":
+            monitor = self.monitor_page.monitor
+        elif key == "finetune":
+            monitor = self.page("finetune").run_view.monitor
+        else:
+            return  # a clean run's report has no charts to overlay
         for other in run_ids[1:]:
-            self.monitor_page.monitor.add_overlay(other)
+            monitor.add_overlay(other)
 
     def _reattach(self) -> None:
         try:

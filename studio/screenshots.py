@@ -4,8 +4,9 @@ The demo run replays `resources/demo/events.jsonl` (recorded from a real run) wh
 when it is missing does it fall back to `synthetic_demo_events`, a made-up stream with a falling
 loss, so the screenshots never depend on a GPU or a training run. The Data page shows a real clean
 run and a real dry run: the engine cleans the embedded corpus with resources/specs/clean.yaml while
-the screenshots are prepared (a few seconds). Everything goes into a temporary workspace: the
-user's own workspace and store are never touched.
+the screenshots are prepared (a few seconds). The Fine-tune page shows a recorded real engine
+preview and a recorded real LoRA run (`resources/demo/finetune-*`). Everything goes into a
+temporary workspace: the user's own workspace and store are never touched.
 """
 
 from __future__ import annotations
@@ -346,6 +347,77 @@ def shoot_data_page(window, shot, clean: dict | None) -> None:
     page.reset()
 
 
+FINETUNE_PREVIEW = RECORDED_EVENTS.parent / "finetune-preview.json"
+FINETUNE_EVENTS = RECORDED_EVENTS.parent / "finetune-events.jsonl"
+
+
+def relocated_events(events: list[dict], run_dir: Path) -> list[dict]:
+    """A recorded run's events with the paths of its run folder moved to `run_dir` (the recording
+    names the folder it was made in); nothing else changes."""
+    started = next((e for e in events if e.get("type") == "started"), {})
+    old = f"/runs/{started.get('run_id')}"
+
+    def moved(path: str) -> str:
+        return str(run_dir) + path.split(old, 1)[1] if old in path else path
+
+    out = []
+    for event in events:
+        event = json.loads(json.dumps(event))
+        if isinstance(event.get("path"), str):
+            event["path"] = moved(event["path"])
+        if isinstance(event.get("summary"), dict):
+            event["summary"] = {k: moved(v) if isinstance(v, str) else v for k, v in event["summary"].items()}
+        out.append(event)
+    return out
+
+
+def shoot_finetune_page(window, shot, workspace: Path, store, demo_run: str) -> None:
+    """The Fine-tune page: the wizard with a recorded real preview (`resources/demo/finetune-preview.json`:
+    the engine's answer for the demo's pretrained model and the built-in tasks), then a recorded
+    real LoRA run (`finetune-events.jsonl`). Without the recordings, the wizard is shown empty."""
+    page = window.page("finetune")
+    page.show_wizard()
+    page.go_to_step(0)
+    if not FINETUNE_PREVIEW.exists():
+        shot("finetune")
+        return
+    recorded = json.loads(FINETUNE_PREVIEW.read_text(encoding="utf-8"))
+    preview, spec = recorded["preview"], recorded["spec"]
+    # The recording names the model folder it previewed; here it is the demo run's (same model).
+    model = str(workspace / "runs" / demo_run / "output" / "model")
+    preview["model"]["path"] = model
+    # The replayed demo run left no weights here; a config.json stands for its model folder so that
+    # the picker lists it, as it lists a real run's (nothing loads it: the preview is recorded).
+    Path(model).mkdir(parents=True, exist_ok=True)
+    (Path(model) / "config.json").write_text(json.dumps({"model_type": preview["model"]["architecture"]}),
+                                             encoding="utf-8")
+    page.set_spec_data({**spec, "model": {"path": model}})
+    page.apply_preview(preview)
+    shot("finetune")
+    page.go_to_step(1)
+    page.record_view.show_record(1)
+    shot("finetune-data")
+    page.go_to_step(2)
+    shot("finetune-method")
+    page.go_to_step(len(page.STEPS) - 1)
+    shot("finetune-review")
+    if FINETUNE_EVENTS.exists():
+        events = list(read_events(FINETUNE_EVENTS))
+        started = next((e for e in events if e.get("type") == "started"), {})
+        run_id = started.get("run_id") or "demo-lora"
+        run_dir = workspace / "runs" / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if store.get_run(run_id) is None:
+            store.add_run(run_id, kind="finetune", name=(started.get("spec") or {}).get("name", "demo-lora"),
+                          run_dir=str(run_dir), created=events[0]["t"])
+            store.add_events(run_id, relocated_events(events, run_dir))
+        page.show_run(run_id)
+        shot("finetune-run")
+    page.show_wizard()
+    page.reset()
+    page.cancel_preview()  # the reset settings would be previewed by the engine: not for the screenshots
+
+
 def _settle(app: QApplication, rounds: int = 6) -> None:
     for _ in range(rounds):
         app.processEvents(QEventLoop.AllEvents, 50)
@@ -404,6 +476,9 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
                     page.go_to_step(5)
                     shot("pretrain-review")
                     page.reset()
+                    continue
+                if key == "finetune":
+                    shoot_finetune_page(window, shot, ws, store, runs["demo"])
                     continue
                 if key == "tokenizer":
                     page = window.page("tokenizer")

@@ -115,6 +115,9 @@ def _stylesheet(t: Theme) -> str:
     QDockWidget::title {{ padding: 6px 10px; background: {t.alt_base}; font-weight: 600; }}
     QScrollArea {{ border: none; background: transparent; }}
     QScrollArea > QWidget > QWidget#scrollBody {{ background: transparent; }}
+    QFrame#methodCard {{ border: 1px solid {t.border}; border-radius: 8px; background: {t.base}; padding: 1px; }}
+    QFrame#methodCard:hover, QFrame#methodCard:focus {{ border-color: {t.accent}; }}
+    QFrame#methodCard[selected="true"] {{ border: 2px solid {t.accent}; background: {t.alt_base}; padding: 0; }}
     QListWidget#steps {{ border: none; background: transparent; font-size: 10.5pt; outline: 0; }}
     QListWidget#steps::item {{ padding: 7px 8px; border-radius: 6px; }}
     QListWidget#steps::item:selected {{ background: {t.alt_base}; color: {t.accent}; font-weight: 600; }}

@@ -41,6 +41,15 @@ class GenerationScorer:
         return [answer.strip() for answer in out]
 
     def score(self, model) -> dict[str, float]:
+        """The metrics; the answers stay in `last_answers` for the run's sample events."""
         if not self.records:
             return {}
-        return generation_metrics(self.answers(model), [r["reference"] for r in self.records])
+        self.last_answers = self.answers(model)
+        return generation_metrics(self.last_answers, [r["reference"] for r in self.records])
+
+    def samples(self, count: int = 3) -> list[tuple[str, str]]:
+        """(prompt, "answer  ← expected: reference") for the first records of the last scoring."""
+        answers = getattr(self, "last_answers", [])
+        return [(self.tokenizer.decode(prompt, skip_special_tokens=True).strip(),
+                 f"{answer}   (expected: {record['reference']})")
+                for prompt, answer, record in zip(self.prompts[:count], answers[:count], self.records[:count])]

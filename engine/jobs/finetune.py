@@ -83,6 +83,7 @@ def run(ctx: JobContext) -> dict:
     after = scorer.score(model) if scorer.records else {}
     if after:
         ctx.events.metric(trainer.state.global_step, "eval", after)
+        emit_samples(ctx, trainer.state.global_step, scorer)
     final.update({f"{k}_before": v for k, v in before.items()})
     final.update({f"{k}_after": v for k, v in after.items()})
     final.update(save_outputs(ctx, trainer.model, tokenizer, final))
@@ -161,8 +162,14 @@ def measure_before(ctx: JobContext, model, scorer: GenerationScorer) -> dict:
     values = scorer.score(model)
     model.train()
     ctx.events.metric(0, "eval", values)
+    emit_samples(ctx, 0, scorer)
     ctx.events.log("info", "Before training: " + ", ".join(f"{k} {v:.3g}" for k, v in values.items()))
     return values
+
+
+def emit_samples(ctx: JobContext, step: int, scorer: GenerationScorer) -> None:
+    for prompt, text in scorer.samples():
+        ctx.events.sample(step, prompt, text)
 
 
 class PaddingCollator:
@@ -198,6 +205,7 @@ class GenerationEvalCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, model=None, **kwargs):
         if self.scorer.records and model is not None and state.global_step < state.max_steps:
             self.ctx.events.metric(state.global_step, "eval", self.scorer.score(model))
+            emit_samples(self.ctx, state.global_step, self.scorer)
             model.train()
 
 

@@ -266,6 +266,45 @@ class EventStream(_EngineProcess):
         self.ended.emit(exit)
 
 
+class LatestCommand(QObject):
+    """One engine command at a time for settings that keep changing (a preview as the user types):
+    starting another stops the one running, whose answer is then ignored.
+
+    Signals: `succeeded(object, str)` — the answer and the key it was started with; `failed(str, str)`
+    — the sentence and the key. Public: `key` (of the command running, or None), `running`.
+    """
+
+    succeeded = Signal(object, str)
+    failed = Signal(str, str)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.command: EngineCommand | None = None
+        self.key: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.command is not None
+
+    def start(self, command: EngineCommand, key: str) -> None:
+        self.stop()
+        self.command, self.key = command, key
+        command.succeeded.connect(lambda result, c=command: self._answer(c, self.succeeded, result))
+        command.failed.connect(lambda message, c=command: self._answer(c, self.failed, message))
+
+    def stop(self) -> None:
+        """Stop the command running (if any); its answer will not be signalled."""
+        command, self.command, self.key = self.command, None, None
+        if command is not None:
+            command.stop()
+
+    def _answer(self, command: EngineCommand, signal: Any, value: Any) -> None:
+        if command is not self.command:
+            return  # superseded, or stopped
+        key, self.command, self.key = self.key, None, None
+        signal.emit(value, key)
+
+
 class LocalEngine(QObject):
     """The engine on this computer: `python -m engine.cli --workspace WORKSPACE ...`.
 
@@ -312,11 +351,14 @@ class LocalEngine(QObject):
     def show(self, run_id: str) -> EngineCommand:
         return self._command(["show", run_id, "--json"], f"show run {run_id}")
 
-    def preview(self, spec_path: str | os.PathLike, sample: int | None = None) -> EngineCommand:
-        """`preview SPEC --json [--sample N]`: the dry run of a clean spec on a random sample;
-        succeeded(dict) with what each step would remove and every sampled document's fate."""
+    def preview(self, spec_path: str | os.PathLike, sample: int | None = None,
+                action: str = "run the dry run") -> EngineCommand:
+        """`preview SPEC --json [--sample N]`; succeeded(dict). For a clean spec: the dry run on a
+        random sample (what each step would remove, every sampled document's fate); for a finetune
+        spec: the data format, rendered records, the base model and the memory of each method.
+        `action` completes the failure sentence "Could not …"."""
         args = ["preview", str(Path(spec_path).resolve()), "--json"] + (["--sample", str(sample)] if sample else [])
-        return self._command(args, "run the dry run")
+        return self._command(args, action)
 
     def attach(self, run_id: str, from_seq: int = 0, follow: bool = True) -> EventStream:
         args = ["attach", run_id, "--from-seq", str(from_seq), "--json"] + (["--follow"] if follow else [])

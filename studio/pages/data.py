@@ -78,8 +78,7 @@ class DataPage(SpecWizard):
 
     def __init__(self, store: Any = None, tracker: Any = None, workspace: Path | str | None = None,
                  engine: Any = None, parent: QWidget | None = None):
-        self._engine_given = engine
-        self._own_engine = None
+        self.engine_given = engine
         self._dry_command = None
         self._dry_key: str | None = None  # the settings of the result shown
         self._running_key: str | None = None
@@ -266,19 +265,6 @@ class DataPage(SpecWizard):
     @property
     def dry_run_running(self) -> bool:
         return self._dry_command is not None
-
-    def engine(self) -> Any:
-        """The engine that runs dry runs: the one given, the tracker's, or a local one."""
-        if self._engine_given is not None:
-            return self._engine_given
-        engines = getattr(self.tracker, "engines", None)
-        if engines:
-            return engines.get(getattr(self.tracker, "default_engine", "local")) or next(iter(engines.values()))
-        if self._own_engine is None:
-            from studio.client.engine import LocalEngine
-
-            self._own_engine = LocalEngine(workspace=self.workspace, parent=self)
-        return self._own_engine
 
     def _dry_run_key(self) -> str:
         """The settings a dry run depends on, as a comparable string."""

@@ -154,23 +154,6 @@ class PretrainPage(SpecWizard):
         layout.addStretch(1)
         self.steps.addWidget(scrolled(page))
 
-    def _build_where_step(self) -> None:
-        page, layout = self._step_page("Where to run")
-        engine_box = QGroupBox("Engine")
-        self.engine_combo = QComboBox()
-        self.engine_combo.addItem("Local engine (this computer)", "local")
-        engine_note = QLabel("Remote GPU hosts over SSH arrive with the engine profiles; a run on the "
-                             "local engine keeps going if the studio is closed.")
-        engine_note.setObjectName("help")
-        engine_note.setWordWrap(True)
-        engine_layout = QVBoxLayout(engine_box)
-        engine_layout.addWidget(self.engine_combo)
-        engine_layout.addWidget(engine_note)
-        layout.addWidget(engine_box)
-        layout.addWidget(self._form("Where to run"))
-        layout.addStretch(1)
-        self.steps.addWidget(scrolled(page))
-
     # ------------------------------------------------------------------------ tokenizer
     def _choose_tokenizer_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a saved tokenizer folder", str(Path.home()))

@@ -29,13 +29,6 @@ WORKFLOWS: dict[str, UpcomingWorkflow] = {w.key: w for w in (
         ("Pick a corpus and an algorithm", "Set the vocabulary size and special tokens",
          "Inspect the tokens and the compression of sample text, then save a tokenizer folder")),
     UpcomingWorkflow(
-        "finetune", "Fine-tune",
-        "Fine-tune a pretrained or hub model on instructions or chats: full fine-tuning, LoRA, QLoRA and the "
-        "other PEFT methods, on one GPU or several.",
-        ("Pick a base model and a dataset with a chat template preview",
-         "Choose the method (full, LoRA, QLoRA…) with memory estimates",
-         "Train with live charts and samples, then merge or keep the adapter")),
-    UpcomingWorkflow(
         "label", "Label",
         "Label human preferences: compare two answers to a prompt, pick the better one, and build the "
         "preference dataset for reward models and DPO. One transaction per label: a crash loses none.",
@@ -89,8 +82,8 @@ class UpcomingPage(QWidget):
         today = QGroupBox("Available today")
         today_layout = QVBoxLayout(today)
         kinds_text = ", ".join(kinds or ["pretrain"])
-        intro = QLabel(f"The engine runs these job kinds now: <b>{kinds_text}</b>. The Data, Tokenizer and "
-                       "Pretrain pages build and launch them; the command line does the same:")
+        intro = QLabel(f"The engine runs these job kinds now: <b>{kinds_text}</b>. The Data, Tokenizer, "
+                       "Pretrain and Fine-tune pages build and launch them; the command line does the same:")
         intro.setWordWrap(True)
         cli = QLabel(CLI_TODAY)
         cli.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))

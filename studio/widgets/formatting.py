@@ -30,3 +30,10 @@ def count(value: float | None) -> str:
 def gib(num_bytes: float) -> str:
     value = num_bytes / 2**30
     return f"{value:.2f} GiB" if value < 10 else f"{value:.1f} GiB"
+
+
+def memory(num_bytes: float) -> str:
+    """`340 MiB` below a GiB (a small model's estimate would read 0.00 GiB), else as `gib`."""
+    if num_bytes < 2**30:
+        return f"{max(num_bytes / 2**20, 0.1):.3g} MiB"
+    return gib(num_bytes)

@@ -43,11 +43,30 @@ PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("tflops", "TFLOP/s", ("tflops",)),
     ("epoch", "Epoch", ("epoch",)),
 )
-_ALIASES = {alias: key for key, _, aliases in PANELS for alias in aliases}
+Panels = tuple[tuple[str, str, tuple[str, ...]], ...]
+# A fine-tuning run: the task scores of its generated answers (docs/protocol.md) beside the loss.
+FINETUNE_PANELS: Panels = (
+    PANELS[0],
+    ("exact_match", "Exact match", ("exact_match",)),
+    ("bleu", "BLEU", ("bleu",)),
+    ("rouge_l", "ROUGE-L", ("rouge_l",)),
+    *(panel for panel in PANELS[1:] if panel[0] in ("lr", "grad_norm", "tokens_per_s", "memory", "perplexity")),
+)
+PANELS_BY_KIND: dict[str, Panels] = {"finetune": FINETUNE_PANELS}
+_ALIASES = {alias: key for panels in (PANELS, *PANELS_BY_KIND.values()) for key, _, aliases in panels
+            for alias in aliases}
+# Splits of one-off counts rather than curves (the fine-tuning job's `data` split: records kept,
+# truncated, dropped at step 0): not charted; the pages that care show them as figures.
+UNCHARTED_SPLITS = ("data",)
 # The memory panel is in MB (the engine's `memory_mb`); metrics other engines log in GiB/GB are
 # converted so that two runs overlay on one axis.
 UNIT_SCALE = {"memory_gib": 1024.0, "gpu_memory_gib": 1024.0, "max_memory_gib": 1024.0, "memory_gb": 1000.0}
 RESUMABLE_STATES = ("cancelled", "failed")
+
+
+def panels_for(kind: str | None) -> Panels:
+    """The panels built up front for a run of `kind`."""
+    return PANELS_BY_KIND.get(kind or "", PANELS)
 
 
 def panel_for(name: str) -> tuple[str, bool]:
@@ -68,13 +87,16 @@ def scaled(name: str, values):
 class RunMonitor(QWidget):
     """Monitor one run. `store` is a studio.store.Store, `tracker` a RunTracker (or None to watch).
 
-    Public for tests: `charts` (panel key -> MetricChart), `stop_button`, `resume_button`,
+    The panels of `kind` (`panels_for`) are built up front; opening a run of another kind rebuilds
+    them (`set_panels`) before its history is drawn.
+
+    Public for tests: `charts` (panel key -> MetricChart), `panels`, `stop_button`, `resume_button`,
     `log_view`, `samples_view`, `artifacts_view`, `redraw_timer`, `run_id`, `state`.
     """
 
     redrawn = Signal()
 
-    def __init__(self, store: Any, tracker: Any = None, parent: QWidget | None = None):
+    def __init__(self, store: Any, tracker: Any = None, parent: QWidget | None = None, kind: str | None = None):
         super().__init__(parent)
         self.store = store
         self.tracker = tracker
@@ -161,7 +183,8 @@ class RunMonitor(QWidget):
         self.chart_grid = QGridLayout()
         self.chart_grid.setSpacing(14)
         self.chart_grid.setContentsMargins(8, 8, 8, 8)
-        for key, title, _ in PANELS:
+        self.panels: Panels = panels_for(kind)
+        for key, title, _ in self.panels:
             self._add_chart(key, title)
         charts_body = QWidget()
         charts_body.setObjectName("scrollBody")
@@ -226,6 +249,20 @@ class RunMonitor(QWidget):
         chart.set_log_y(self.log_check.isChecked())
         return chart
 
+    def set_panels(self, panels: Panels) -> None:
+        """Rebuild the grid with `panels` (opening a run of another kind; never while events stream)."""
+        if panels == self.panels:
+            return
+        for chart in self.charts.values():
+            self.chart_grid.removeWidget(chart)
+            chart.hide()
+            chart.deleteLater()
+        self.charts.clear()
+        self._next_chart = 0
+        self.panels = panels
+        for key, title, _ in panels:
+            self._add_chart(key, title)
+
     def chart_for(self, name: str) -> tuple[MetricChart, str | None]:
         key, own = panel_for(name)
         chart = self.charts.get(key) or self._add_chart(key, name.replace("_", " ").capitalize())
@@ -261,6 +298,7 @@ class RunMonitor(QWidget):
         self.artifacts_view.clear()
         self.error_label.hide()
         record = self.store.get_run(run_id)
+        self.set_panels(panels_for(record.kind if record is not None else None))
         if record is not None:
             self.title.setText(record.name or run_id)
             self.setToolTip(run_id)
@@ -274,6 +312,8 @@ class RunMonitor(QWidget):
             self.title.setText(run_id)
             self.state = "starting"
         for split, name in self.store.metric_names(run_id):
+            if split in UNCHARTED_SPLITS:
+                continue
             steps, times, values = self.store.metric_series(run_id, split, name)
             chart, key = self._series_key(split, name)
             chart.set_series(key, steps, times, scaled(name, values))
@@ -302,6 +342,8 @@ class RunMonitor(QWidget):
         """Draw `run_id`'s stored series dimmed behind the current run's."""
         by_chart: dict[str, dict[str, tuple]] = {}
         for split, name in self.store.metric_names(run_id):
+            if split in UNCHARTED_SPLITS:
+                continue
             chart, key = self._series_key(split, name)
             steps, times, values = self.store.metric_series(run_id, split, name)
             by_chart.setdefault(chart.name, {})[key] = (steps, times, scaled(name, values))
@@ -343,7 +385,7 @@ class RunMonitor(QWidget):
             if kind == "metric":
                 step, t = event.get("step"), event.get("t") or 0.0
                 split = event.get("split") or "train"
-                if not isinstance(step, (int, float)):
+                if not isinstance(step, (int, float)) or split in UNCHARTED_SPLITS:
                     continue
                 for name, value in (event.get("values") or {}).items():
                     if value is None or isinstance(value, (int, float)):

@@ -18,12 +18,13 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
-    QFileDialog, QFrame, QGroupBox, QHBoxLayout, QLabel, QListWidget, QPlainTextEdit, QPushButton, QScrollArea,
-    QSplitter, QStackedWidget, QVBoxLayout, QWidget,
+    QComboBox, QFileDialog, QFrame, QGroupBox, QHBoxLayout, QLabel, QListWidget, QPlainTextEdit, QPushButton,
+    QScrollArea, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from engine.specs import SPEC_MODELS, SpecError, json_schema, parse_spec, spec_to_yaml
 from studio.widgets.corpus_preview import source_preview
+from studio.widgets.launch_plan import LaunchPlanBox
 from studio.widgets.spec_form import SpecForm
 
 
@@ -65,11 +66,15 @@ class SpecWizard(QWidget):
     overrides `_step_fields`), `TITLE`, `SUBTITLE` and `LAUNCH_LABEL`; builds every step but Review
     in `_build_steps`; and implements `show_run(run_id)` and `show_wizard()`. The other hooks
     (`_build_run_view`, `_connect_forms`, `_entering_step`, `_values_set`, `_workspace_changed`,
-    `_tracker_slots`, `_tracker_changed`) do nothing unless overridden.
+    `_tracker_slots`, `_tracker_changed`) do nothing unless overridden; `default_values` gives the
+    spec's defaults.
 
     Public: `launched(run_id)`, `forms` (step name -> SpecForm), `step_list`, `steps`, `stack`,
     `wizard`, the Back/Next/Launch buttons, `yaml_view`, `command_label`, `problems_label`,
     `status_label`, `problems`, `last_spec_path`, and the methods without a leading underscore.
+
+    `_build_where_step` builds the step `WHERE_STEP` (engine, the spec's `resources`, and how the run
+    will start, also shown on Review: `launch_plan_box`, `review_plan_box`).
 
     The corpus step is `CORPUS_STEP`, showing the spec section `CORPUS_SECTION` (its `sources` and
     `text_field`); it offers the cleaned datasets of earlier clean runs (`dataset_picker`,
@@ -77,6 +82,7 @@ class SpecWizard(QWidget):
     """
 
     launched = Signal(str)  # run id
+    engine_given = None  # an engine for previews (tests give a stand-in); see `engine()`
 
     KIND = ""
     STEPS: tuple[str, ...] = ()
@@ -87,6 +93,7 @@ class SpecWizard(QWidget):
     LAUNCH_LABEL = "Launch"
     CORPUS_STEP = "Corpus"
     CORPUS_SECTION = "data"
+    WHERE_STEP = "Where to run"  # built by `_build_where_step`, showing the spec's `resources`
 
     def __init__(self, store: Any = None, tracker: Any = None, workspace: Path | str | None = None,
                  parent: QWidget | None = None):
@@ -100,6 +107,7 @@ class SpecWizard(QWidget):
         self.last_spec_path: Path | None = None
         self.problems: list = []
         self._launching = None
+        self._own_engine = None
 
         self.stack = QStackedWidget()  # wizard | the run view
         self.wizard = QWidget()
@@ -271,6 +279,55 @@ class SpecWizard(QWidget):
         layout.addWidget(splitter, 1)
         self.steps.addWidget(page)
 
+    def _build_where_step(self) -> None:
+        """The step of the engine and the resources, with how the run will start."""
+        page, layout = self._step_page(self.WHERE_STEP)
+        engine_box = QGroupBox("Engine")
+        self.engine_combo = QComboBox()
+        self.engine_combo.addItem("Local engine (this computer)", "local")
+        engine_note = QLabel("Remote GPU hosts over SSH arrive with the engine profiles; a run on the "
+                             "local engine keeps going if the studio is closed.")
+        engine_note.setObjectName("help")
+        engine_note.setWordWrap(True)
+        engine_layout = QVBoxLayout(engine_box)
+        engine_layout.addWidget(self.engine_combo)
+        engine_layout.addWidget(engine_note)
+        layout.addWidget(engine_box)
+        layout.addWidget(self._form(self.WHERE_STEP))
+        self.launch_plan_box = LaunchPlanBox()
+        layout.addWidget(self.launch_plan_box)
+        layout.addStretch(1)
+        self.steps.addWidget(scrolled(page))
+
+    def engine(self) -> Any:
+        """The engine that answers previews: the one given (`engine_given`), the tracker's default,
+        or a local one made here."""
+        if self.engine_given is not None:
+            return self.engine_given
+        engines = getattr(self.tracker, "engines", None)
+        if engines:
+            return engines.get(getattr(self.tracker, "default_engine", "local")) or next(iter(engines.values()))
+        if self._own_engine is None or self._own_engine.workspace != self.workspace:
+            from studio.client.engine import LocalEngine
+
+            self._own_engine = LocalEngine(workspace=self.workspace, parent=self)
+        return self._own_engine
+
+    def launch_config(self, resources: dict) -> dict | None:
+        """The configuration the engine derives from `resources` for this kind (shown with the
+        launch plan); None when it derives none."""
+        return None
+
+    def update_launch_plan(self) -> None:
+        """Say how the run will start (Where to run and Review), from the resources chosen."""
+        if self.WHERE_STEP not in self.forms:
+            return
+        resources = self.forms[self.WHERE_STEP].values().get("resources") or {}
+        config = self.launch_config(resources)
+        for box in (getattr(self, "launch_plan_box", None), getattr(self, "review_plan_box", None)):
+            if box is not None:
+                box.set_resources(resources, self.workspace, config)
+
     def _build_review_step(self) -> None:
         page, layout = self._step_page("Review")
         self.yaml_view = QPlainTextEdit()
@@ -290,6 +347,9 @@ class SpecWizard(QWidget):
         QVBoxLayout(yaml_box).addWidget(self.yaml_view)
         layout.addWidget(self.problems_label)
         layout.addWidget(command_box)
+        if self.WHERE_STEP in self.STEPS:
+            self.review_plan_box = LaunchPlanBox(compact=True)
+            layout.addWidget(self.review_plan_box)
         layout.addWidget(yaml_box, 1)
         self.steps.addWidget(page)
 
@@ -316,9 +376,14 @@ class SpecWizard(QWidget):
         return self.steps.currentIndex() == len(self.STEPS) - 1
 
     # ------------------------------------------------------------------------------ values
+    def default_values(self) -> dict:
+        """The values a new wizard starts from: the spec's defaults (a kind with required fields,
+        such as finetune's base model, overrides this)."""
+        return SPEC_MODELS[self.KIND]().model_dump(mode="json")
+
     def reset(self) -> None:
         """Back to the defaults of the spec."""
-        defaults = SPEC_MODELS[self.KIND]().model_dump(mode="json")
+        defaults = self.default_values()
         for form in self.forms.values():
             form.set_values(defaults)
         self.go_to_step(0)
@@ -384,6 +449,7 @@ class SpecWizard(QWidget):
         self.status_label.setText(f"{count} problem{'s' if count != 1 else ''} to fix before launching "
                                   "(marked ⚠)." if count else "")
         self.launch_button.setEnabled(not count and self._launching is None)
+        self.update_launch_plan()
         if self._on_review():
             self.refresh_review()
         return self.problems

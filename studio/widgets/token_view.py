@@ -110,6 +110,7 @@ class TokenPiece:
     end: int
     special: bool = False
     unknown: bool = False
+    trained: bool | None = None  # in a rendered training record: learned (in the loss) or masked; None elsewhere
 
     @property
     def gap(self) -> bool:
@@ -155,17 +156,26 @@ def encode_pieces(tokenizer, text: str, add_special_tokens: bool = False) -> lis
     return pieces
 
 
+def _mix(base: QColor, colour: QColor, share: float) -> QColor:
+    return QColor(round(base.red() + (colour.red() - base.red()) * share),
+                  round(base.green() + (colour.green() - base.green()) * share),
+                  round(base.blue() + (colour.blue() - base.blue()) * share))
+
+
 def chip_colours(t: theme.Theme) -> list[QColor]:
     """Soft backgrounds for alternating chips, mixed from the theme's series colours."""
-    base = QColor(t.base)
     share = 0.22 if t.name == "light" else 0.38
-    colours = []
-    for name in t.series[:5]:
-        c = QColor(name)
-        colours.append(QColor(round(base.red() + (c.red() - base.red()) * share),
-                              round(base.green() + (c.green() - base.green()) * share),
-                              round(base.blue() + (c.blue() - base.blue()) * share)))
-    return colours
+    return [_mix(QColor(t.base), QColor(name), share) for name in t.series[:5]]
+
+
+def trained_colours(t: theme.Theme) -> tuple[list[QColor], list[QColor]]:
+    """(trained, masked) chip backgrounds of a rendered training record, two shades each so that
+    neighbouring tokens stay apart: trained ones in the theme's green, masked ones grey."""
+    base, green, grey = QColor(t.base), QColor(t.series[2]), QColor(t.muted)
+    light = t.name == "light"
+    trained = [_mix(base, green, s) for s in ((0.20, 0.32) if light else (0.34, 0.48))]
+    masked = [_mix(base, grey, s) for s in ((0.10, 0.17) if light else (0.16, 0.24))]
+    return trained, masked
 
 
 class TokenChips(QWidget):
@@ -280,6 +290,7 @@ class TokenChips(QWidget):
                              self.placeholder)
             return
         colours = chip_colours(t)
+        trained, masked = trained_colours(t)
         tm = QFontMetrics(self.text_font)
         text_h = tm.height() + self.PAD_Y
         index = 0
@@ -289,7 +300,11 @@ class TokenChips(QWidget):
                 painter.setPen(QColor(t.muted))
                 painter.drawText(rect.adjusted(1, self.PAD_Y, 0, 0), Qt.AlignLeft | Qt.AlignTop, piece.label)
                 continue
-            background = colours[index % len(colours)]
+            if piece.trained is None:
+                background = colours[index % len(colours)]
+            else:
+                shades = trained if piece.trained else masked
+                background = shades[index % len(shades)]
             index += 1
             painter.setPen(Qt.NoPen)
             painter.setBrush(background)
@@ -299,7 +314,7 @@ class TokenChips(QWidget):
                 painter.setPen(QPen(QColor(t.accent), 1.2, Qt.DashLine))
             painter.drawRoundedRect(rect.adjusted(0.5, 0.5, -0.5, -0.5), 4, 4)
             painter.setFont(self.text_font)
-            painter.setPen(QColor(t.text) if piece.text else QColor(t.muted))
+            painter.setPen(QColor(t.text) if piece.text and piece.trained is not False else QColor(t.muted))
             text_rect = QRectF(rect.x() + self.PAD_X, rect.y() + self.PAD_Y, rect.width() - 2 * self.PAD_X, text_h)
             painter.drawText(text_rect, Qt.AlignLeft | Qt.AlignTop,
                              tm.elidedText(piece.label, Qt.ElideRight, int(text_rect.width()) + 1))
@@ -328,7 +343,11 @@ def describe(piece: TokenPiece) -> str:
         return f"Not part of any token (characters {piece.start}–{piece.end})"
     kind = "special token" if piece.special else "unknown token" if piece.unknown else "token"
     text = f"“{visible(piece.text)}”  " if piece.text else ""
-    return f"{kind} id {piece.id}\n{text}vocabulary entry {piece.token!r}\ncharacters {piece.start}–{piece.end}"
+    described = f"{kind} id {piece.id}\n{text}vocabulary entry {piece.token!r}\ncharacters {piece.start}–{piece.end}"
+    if piece.trained is not None:
+        described += "\ntrained: the loss learns to predict it" if piece.trained else \
+            "\nmasked: context only, no loss on it"
+    return described
 
 
 def tokenizer_name(path: str | Path | None) -> str:
@@ -508,6 +527,7 @@ class TokenizerPicker(QWidget):
 
     chosen = Signal(str)
     CHOOSE = "Choose folder…"
+    CHOOSE_TITLE = "Choose a tokenizer folder"
 
     def __init__(self, workspace: str | Path | None = None, none_label: str | None = None,
                  parent: QWidget | None = None):
@@ -535,13 +555,13 @@ class TokenizerPicker(QWidget):
         if self.none_label:
             self.combo.addItem(self.none_label, "")
         seen = set()
-        for found in find_tokenizers(self.workspace):
+        for found in self._found():
             self.combo.addItem(found.label, str(found.path))
             self.combo.setItemData(self.combo.count() - 1, str(found.path), Qt.ToolTipRole)
             seen.add(str(found.path))
         for path in self._extra:
             if path not in seen:
-                self.combo.addItem(tokenizer_name(path) or path, path)
+                self.combo.addItem(self._extra_label(path), path)
                 self.combo.setItemData(self.combo.count() - 1, path, Qt.ToolTipRole)
         self.combo.addItem(self.CHOOSE, None)
         if current:
@@ -549,6 +569,14 @@ class TokenizerPicker(QWidget):
             if index >= 0:
                 self.combo.setCurrentIndex(index)
         self.combo.blockSignals(False)
+
+    # A subclass offering other folders (base models) overrides these two.
+    def _found(self) -> list:
+        """The folders of earlier runs, newest first: items with `.label` and `.path`."""
+        return find_tokenizers(self.workspace)
+
+    def _extra_label(self, path: str) -> str:
+        return tokenizer_name(path) or path
 
     def paths(self) -> list[str]:
         return [self.combo.itemData(i) for i in range(self.combo.count()) if self.combo.itemData(i)]
@@ -575,8 +603,7 @@ class TokenizerPicker(QWidget):
     def _activated(self, index: int) -> None:
         data = self.combo.itemData(index)
         if data is None:  # "Choose folder…"
-            folder = QFileDialog.getExistingDirectory(self, "Choose a tokenizer folder",
-                                                      str(self.workspace or Path.home()))
+            folder = QFileDialog.getExistingDirectory(self, self.CHOOSE_TITLE, str(self.workspace or Path.home()))
             if folder:
                 self.add_path(folder)
             else:

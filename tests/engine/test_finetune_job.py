@@ -65,6 +65,8 @@ def test_lora_writes_an_adapter_and_a_merged_model_with_metrics_before_and_after
     assert evals[0]["step"] == 0 and evals[-1]["step"] == 6  # the baseline, then the end
     assert {"exact_match", "bleu", "rouge_l"} <= set(evals[-1]["values"])
     assert any(e["type"] == "metric" and e["split"] == "eval" and "loss" in e["values"] for e in events)
+    samples = [e for e in events if e["type"] == "sample"]
+    assert samples[0]["step"] == 0 and "(expected: " in samples[0]["text"]
     summary = events[-1]["summary"]
     assert "exact_match_before" in summary and "exact_match_after" in summary
 

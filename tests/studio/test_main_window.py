@@ -60,7 +60,7 @@ def test_ctrl_number_shortcuts_and_quit(window, qtbot):
 def test_upcoming_pages_are_honest(window):
     from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit
 
-    for key in ("finetune", "label", "rlhf", "playground"):
+    for key in ("label", "rlhf", "playground"):
         page = window.page(key)
         assert not page.findChildren(QAbstractButton) and not page.findChildren(QLineEdit)
         text = " ".join(label.text() for label in page.findChildren(QLabel))
@@ -103,7 +103,7 @@ def test_no_heavy_imports_from_the_app_or_the_window(tmp_path):
         from studio.main_window import MainWindow
         w = MainWindow({str(tmp_path / "ws")!r}, reattach=False)
         w.show()
-        for key in ("pretrain", "runs", "data"):
+        for key in ("pretrain", "runs", "data", "finetune"):
             w.show_page(key)
         app.processEvents()
         charts_at_start = "pyqtgraph" in sys.modules  # loads with the first run monitor, not before

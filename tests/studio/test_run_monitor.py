@@ -191,3 +191,23 @@ def test_resumed_steps_replace_the_tail(qtbot):
     buf.append(8, 20.0, 80.0)  # a resume from step 7 logs step 8 again
     assert list(buf.steps[: buf.n]) == [1, 2, 3, 4, 5, 6, 7, 8]
     assert buf.values[buf.n - 1] == 80.0
+
+
+def test_a_run_of_another_kind_gets_its_panels_and_one_off_counts_are_not_charted(monitor, store, tracker):
+    from studio.widgets.run_monitor import FINETUNE_PANELS, PANELS
+    from tests.studio.finetune_fixtures import finetune_events
+
+    store.add_run("ft", kind="finetune", name="ft")
+    store.add_events("ft", finetune_events("ft"))
+    store.add_run("pre", kind="pretrain", name="pre")
+    store.add_events("pre", synthetic_demo_events("pre", steps=200))
+    assert monitor.panels == PANELS
+    monitor.load("ft")
+    assert monitor.panels == FINETUNE_PANELS and list(monitor.charts)[:4] == ["loss", "exact_match", "bleu", "rouge_l"]
+    assert monitor.charts["exact_match"].point_count("eval") == 3 and "train_records" not in monitor.charts
+    tracker.run_events.emit("ft", [{"seq": 999, "t": 1.0, "type": "metric", "step": 0, "split": "data",
+                                    "values": {"dropped": 1}}])
+    assert "dropped" not in monitor.charts
+    monitor.load("pre")
+    assert monitor.panels == PANELS and "exact_match" not in monitor.charts
+    assert monitor.charts["loss"].point_count("train") == 20

@@ -31,6 +31,7 @@ from engine.rundir import atomic_directory, atomic_write_text
 from engine.runner import Cancelled, JobContext
 from engine.specs import FinetuneSpec, spec_to_yaml
 from engine.training.events_callback import EventsCallback
+from engine.training.results import final_eval_loss
 
 log = logging.getLogger(__name__)
 
@@ -253,14 +254,6 @@ def build_trainer(ctx: JobContext, placement: Placement, model, tokenizer, train
     return Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                    data_collator=PaddingCollator(tokenizer.pad_token_id), processing_class=tokenizer,
                    callbacks=[events, GenerationEvalCallback(ctx, scorer, guard)])
-
-
-def final_eval_loss(trainer: Trainer) -> float:
-    """The eval loss at the last step: reuse the evaluation the schedule just ran, if any."""
-    for entry in reversed(trainer.state.log_history):
-        if "eval_loss" in entry and entry.get("step") == trainer.state.global_step:
-            return entry["eval_loss"]
-    return trainer.evaluate()["eval_loss"]
 
 
 def save_outputs(ctx: JobContext, model, tokenizer, final: dict) -> dict:

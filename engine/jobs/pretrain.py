@@ -24,6 +24,7 @@ from engine.runner import Cancelled, JobContext
 from engine.sizing import training_memory
 from engine.specs import PretrainSpec, spec_to_yaml
 from engine.training.events_callback import EventsCallback
+from engine.training.results import final_eval_loss, last_train_loss
 from engine.training.models import build_model
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,9 @@ def run(ctx: JobContext) -> dict:
     if ctx.cancel_requested.is_set() and trainer.state.global_step < spec.train.max_steps:
         raise Cancelled()  # stopped early; a cancel that lands after the last step changes nothing
 
-    final = {"step": trainer.state.global_step, "parameters": parameters, "train_loss": _last_train_loss(trainer)}
+    final = {"step": trainer.state.global_step, "parameters": parameters, "train_loss": last_train_loss(trainer)}
     if eval_blocks is not None:
-        eval_loss = _final_eval_loss(trainer)
+        eval_loss = final_eval_loss(trainer)
         final.update(eval_loss=eval_loss, eval_perplexity=float(torch.exp(torch.tensor(eval_loss))))
     final["model"] = save_final_model(ctx, trainer, tokenizer, final)
     return final
@@ -193,19 +194,6 @@ def _sampler(tokenizer, prompts: list[str], max_new_tokens: int):
         return results
 
     return sample
-
-
-def _final_eval_loss(trainer: Trainer) -> float:
-    """The eval loss at the last step: reuse the evaluation the schedule just ran, if any."""
-    for entry in reversed(trainer.state.log_history):
-        if "eval_loss" in entry and entry.get("step") == trainer.state.global_step:
-            return entry["eval_loss"]
-    return trainer.evaluate()["eval_loss"]  # the callback emits the eval metric event
-
-
-def _last_train_loss(trainer: Trainer) -> float | None:
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    return losses[-1] if losses else None
 
 
 def save_final_model(ctx: JobContext, trainer: Trainer, tokenizer, final: dict) -> str:

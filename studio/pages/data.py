@@ -22,8 +22,9 @@ from engine.specs import SpecError, spec_to_yaml
 from studio.clean_results import DryRun
 from studio.widgets.clean_preview import CleanPreview
 from studio.widgets.clean_steps import CleaningSteps
+from studio.widgets.scrolled import scrolled
 from studio.widgets.spec_form import SpecForm
-from studio.widgets.spec_wizard import SpecWizard, scrolled
+from studio.widgets.spec_wizard import SpecWizard
 
 KIND = "clean"
 STEPS = ("Input", "Steps", "Dry run", "Output", "Review")

@@ -27,8 +27,9 @@ from studio.finetune_results import FinetunePreview, find_base_models
 from studio.pages.finetune_method import MethodStep
 from studio.widgets import formatting
 from studio.widgets.record_view import RenderedRecordView
-from studio.widgets.spec_wizard import SpecWizard, scrolled
-from studio.widgets.token_view import TokenizerPicker
+from studio.widgets.scrolled import scrolled
+from studio.widgets.spec_wizard import SpecWizard
+from studio.widgets.tokenizer_picker import TokenizerPicker
 
 KIND = "finetune"
 STEPS = ("Base model", "Data", "Method", "Training", "Where to run", "Review")

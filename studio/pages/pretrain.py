@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (
 from engine.sizing import MODEL_PRESETS, training_memory
 from engine.specs import ModelSpec, PretrainSpec
 from studio.widgets import formatting
-from studio.widgets.spec_wizard import SpecWizard, scrolled
+from studio.widgets.scrolled import scrolled
+from studio.widgets.spec_wizard import SpecWizard
 
 STEPS = ("Corpus", "Tokenizer", "Model", "Training", "Where to run", "Review")
 # Which top-level spec properties each step's form shows.
@@ -106,7 +107,8 @@ class PretrainPage(SpecWizard):
 
     # ------------------------------------------------------------------------------- steps
     def _build_tokenizer_step(self) -> None:
-        from studio.widgets.token_view import TokenizerPicker, TokenView
+        from studio.widgets.token_view import TokenView
+        from studio.widgets.tokenizer_picker import TokenizerPicker
 
         page, layout = self._step_page("Tokenizer")
         saved_box = QGroupBox("Use a tokenizer from an earlier run")

@@ -18,8 +18,10 @@ from PySide6.QtWidgets import (
 )
 
 from engine.rundir import ACTIVE_STATES
-from studio.widgets.spec_wizard import SpecWizard, scrolled
-from studio.widgets.token_view import TokenCompareView, TokenizerPicker
+from studio.widgets.scrolled import scrolled
+from studio.widgets.spec_wizard import SpecWizard
+from studio.widgets.token_view import TokenCompareView
+from studio.widgets.tokenizer_picker import TokenizerPicker
 
 KIND = "tokenizer"
 STEPS = ("Corpus", "Tokenizer", "Report", "Review")

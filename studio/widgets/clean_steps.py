@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio.clean_results import DryRun, short_rule, step_title
+from studio.widgets.scrolled import scrolled
 from studio.widgets.spec_form import SpecForm
-from studio.widgets.spec_wizard import scrolled
 
 CLEANING_STEPS = ("repair", "normalize", "quality", "language", "pii", "exact_dedup", "near_dedup")
 

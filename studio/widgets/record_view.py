@@ -9,7 +9,8 @@ from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 
 from studio import theme
 from studio.finetune_results import RenderedRecord
-from studio.widgets.token_view import TokenPiece, TokenView, trained_colours
+from studio.widgets.token_chips import TokenPiece, trained_colours
+from studio.widgets.token_view import TokenView
 
 
 def record_pieces(record: RenderedRecord) -> list[TokenPiece]:

@@ -1,4 +1,4 @@
-"""SpecWizard: the mechanism shared by the studio's spec wizards (pretrain, tokenizer).
+"""SpecWizard: the mechanism shared by the studio's spec wizards (pretrain, tokenizer, data, fine-tune).
 
 A wizard is a list of steps beside a stack of step pages, Back/Next/Launch below, and a final
 Review step with the spec's YAML and the equivalent CLI command. Its forms are SpecForms generated
@@ -18,25 +18,15 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFrame, QGroupBox, QHBoxLayout, QLabel, QListWidget, QPlainTextEdit, QPushButton,
-    QScrollArea, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
+    QGroupBox, QHBoxLayout, QLabel, QListWidget, QPlainTextEdit, QPushButton, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from engine.specs import SPEC_MODELS, SpecError, json_schema, parse_spec, spec_to_yaml
-from studio.widgets.corpus_preview import source_preview
+from studio.widgets.corpus_step import CorpusStep
 from studio.widgets.launch_plan import LaunchPlanBox
+from studio.widgets.run_step import RunStep
+from studio.widgets.scrolled import scrolled
 from studio.widgets.spec_form import SpecForm
-
-
-def scrolled(widget: QWidget) -> QScrollArea:
-    """`widget` in a frameless, vertically scrolling area."""
-    widget.setObjectName("scrollBody")
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-    scroll.setWidget(widget)
-    return scroll
 
 
 def mono(text_edit: QPlainTextEdit) -> None:
@@ -59,7 +49,7 @@ def spec_to_yaml_unvalidated(data: dict) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-class SpecWizard(QWidget):
+class SpecWizard(CorpusStep, RunStep, QWidget):
     """The wizard of one spec kind, then (in a subclass) the view of the run it launched.
 
     A subclass sets `KIND`, `STEPS` (the last one "Review"), `STEP_INTROS`, `STEP_FIELDS` (or
@@ -73,16 +63,16 @@ class SpecWizard(QWidget):
     `wizard`, the Back/Next/Launch buttons, `yaml_view`, `command_label`, `problems_label`,
     `status_label`, `problems`, `last_spec_path`, and the methods without a leading underscore.
 
-    `_build_where_step` builds the step `WHERE_STEP` (engine, the spec's `resources`, and how the run
-    will start, also shown on Review: `launch_plan_box`, `review_plan_box`).
+    `_build_where_step` (from RunStep, `run_step.py`) builds the step `WHERE_STEP` (engine, the spec's
+    `resources`, and how the run will start, also shown on Review: `launch_plan_box`,
+    `review_plan_box`); `engine()` is the engine that answers previews.
 
-    The corpus step is `CORPUS_STEP`, showing the spec section `CORPUS_SECTION` (its `sources` and
-    `text_field`); it offers the cleaned datasets of earlier clean runs (`dataset_picker`,
-    `use_dataset(path)`) unless built with `offer_datasets=False`.
+    The corpus step (from CorpusStep, `corpus_step.py`) is `CORPUS_STEP`, showing the spec section
+    `CORPUS_SECTION` (its `sources` and `text_field`); it offers the cleaned datasets of earlier clean
+    runs (`dataset_picker`, `use_dataset(path)`) unless built with `offer_datasets=False`.
     """
 
     launched = Signal(str)  # run id
-    engine_given = None  # an engine for previews (tests give a stand-in); see `engine()`
 
     KIND = ""
     STEPS: tuple[str, ...] = ()
@@ -107,7 +97,6 @@ class SpecWizard(QWidget):
         self.last_spec_path: Path | None = None
         self.problems: list = []
         self._launching = None
-        self._own_engine = None
 
         self.stack = QStackedWidget()  # wizard | the run view
         self.wizard = QWidget()
@@ -234,99 +223,6 @@ class SpecWizard(QWidget):
         layout.addWidget(self._form(name))
         layout.addStretch(1)
         self.steps.addWidget(scrolled(page))
-
-    def _build_corpus_step(self, preview_height: int, sizes: list[int], offer_datasets: bool = True) -> None:
-        """The corpus step: its form, Add files/folder buttons, the cleaned datasets of earlier runs,
-        and a preview of the sources below."""
-        page, layout = self._step_page(self.CORPUS_STEP)
-        form = self._form(self.CORPUS_STEP)
-        self.add_file_button = QPushButton("Add files…")
-        self.add_folder_button = QPushButton("Add folder…")
-        self.add_file_button.clicked.connect(self._add_files)
-        self.add_folder_button.clicked.connect(self._add_folder)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.add_file_button)
-        buttons.addWidget(self.add_folder_button)
-        buttons.addStretch(1)
-        self.dataset_picker = None
-        dataset_row = None
-        if offer_datasets:
-            from studio.widgets.dataset_picker import DatasetPicker
-
-            self.dataset_picker = DatasetPicker(self.workspace)
-            self.dataset_picker.chosen.connect(self.use_dataset)
-            dataset_row = QHBoxLayout()
-            dataset_row.addWidget(QLabel("Use a cleaned dataset"))
-            dataset_row.addWidget(self.dataset_picker, 1)
-        preview_box = QGroupBox("Preview")
-        self.preview = QPlainTextEdit()
-        self.preview.setReadOnly(True)
-        self.preview.setPlaceholderText("Add a source to see a few of its documents.")
-        self.preview.setMinimumHeight(preview_height)
-        QVBoxLayout(preview_box).addWidget(self.preview)
-        top = QWidget()
-        top_layout = QVBoxLayout(top)
-        top_layout.setContentsMargins(0, 0, 8, 0)
-        if dataset_row is not None:
-            top_layout.addLayout(dataset_row)  # first: the usual corpus once the Data page has cleaned one
-        top_layout.addWidget(form)
-        top_layout.addLayout(buttons)
-        splitter = QSplitter(Qt.Vertical)
-        splitter.addWidget(scrolled(top))
-        splitter.addWidget(preview_box)
-        splitter.setSizes(sizes)
-        splitter.setChildrenCollapsible(False)
-        layout.addWidget(splitter, 1)
-        self.steps.addWidget(page)
-
-    def _build_where_step(self) -> None:
-        """The step of the engine and the resources, with how the run will start."""
-        page, layout = self._step_page(self.WHERE_STEP)
-        engine_box = QGroupBox("Engine")
-        self.engine_combo = QComboBox()
-        self.engine_combo.addItem("Local engine (this computer)", "local")
-        engine_note = QLabel("Remote GPU hosts over SSH arrive with the engine profiles; a run on the "
-                             "local engine keeps going if the studio is closed.")
-        engine_note.setObjectName("help")
-        engine_note.setWordWrap(True)
-        engine_layout = QVBoxLayout(engine_box)
-        engine_layout.addWidget(self.engine_combo)
-        engine_layout.addWidget(engine_note)
-        layout.addWidget(engine_box)
-        layout.addWidget(self._form(self.WHERE_STEP))
-        self.launch_plan_box = LaunchPlanBox()
-        layout.addWidget(self.launch_plan_box)
-        layout.addStretch(1)
-        self.steps.addWidget(scrolled(page))
-
-    def engine(self) -> Any:
-        """The engine that answers previews: the one given (`engine_given`), the tracker's default,
-        or a local one made here."""
-        if self.engine_given is not None:
-            return self.engine_given
-        engines = getattr(self.tracker, "engines", None)
-        if engines:
-            return engines.get(getattr(self.tracker, "default_engine", "local")) or next(iter(engines.values()))
-        if self._own_engine is None or self._own_engine.workspace != self.workspace:
-            from studio.client.engine import LocalEngine
-
-            self._own_engine = LocalEngine(workspace=self.workspace, parent=self)
-        return self._own_engine
-
-    def launch_config(self, resources: dict) -> dict | None:
-        """The configuration the engine derives from `resources` for this kind (shown with the
-        launch plan); None when it derives none."""
-        return None
-
-    def update_launch_plan(self) -> None:
-        """Say how the run will start (Where to run and Review), from the resources chosen."""
-        if self.WHERE_STEP not in self.forms:
-            return
-        resources = self.forms[self.WHERE_STEP].values().get("resources") or {}
-        config = self.launch_config(resources)
-        for box in (getattr(self, "launch_plan_box", None), getattr(self, "review_plan_box", None)):
-            if box is not None:
-                box.set_resources(resources, self.workspace, config)
 
     def _build_review_step(self) -> None:
         page, layout = self._step_page("Review")
@@ -472,45 +368,6 @@ class SpecWizard(QWidget):
         self.command_label.setText(
             f"studio-engine --workspace {shlex.quote(str(self.workspace))} run {shlex.quote(str(path))}\n"
             f"# in short, from the workspace:  studio-engine run spec.yaml")
-
-    # ----------------------------------------------------------------------- corpus preview
-    def _add_files(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add text files", str(Path.home()),
-                                                "Text corpora (*.txt *.jsonl *.json *.csv *.parquet);;All files (*)")
-        for path in paths:
-            self.add_source(path)
-
-    def _add_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Add a folder of text files", str(Path.home()))
-        if path:
-            self.add_source(path)
-
-    def add_source(self, source: str) -> None:
-        self.forms[self.CORPUS_STEP].editor(f"{self.CORPUS_SECTION}.sources").add_item(str(source))
-
-    def use_dataset(self, path: str) -> None:
-        """Make the folder of a cleaned dataset the corpus (the only source) and show the corpus step."""
-        if not path:
-            return
-        form = self.forms[self.CORPUS_STEP]
-        form.editor(f"{self.CORPUS_SECTION}.sources").set_value([str(path)])
-        if f"{self.CORPUS_SECTION}.text_field" in form.fields:
-            form.editor(f"{self.CORPUS_SECTION}.text_field").set_value("text")  # the column a clean run writes
-        self.go_to_step(self.STEPS.index(self.CORPUS_STEP))
-        self.update_preview()
-        self.validate()
-
-    def update_preview(self) -> None:
-        values = self.forms[self.CORPUS_STEP].values()[self.CORPUS_SECTION]
-        parts = []
-        for source in (values.get("sources") or [])[:6]:
-            preview = source_preview(source, values.get("text_field") or "text", limit=4)
-            parts.append(f"■ {source}" + (f"  —  {preview.note}" if preview.note else ""))
-            for doc in preview.documents:
-                text = doc.text if len(doc.text) < 600 else doc.text[:600] + " …"
-                parts.append(f"  [{doc.source}]\n" + "\n".join("  " + line for line in text.splitlines()))
-            parts.append("")
-        self.preview.setPlainText("\n".join(parts).rstrip())
 
     # ---------------------------------------------------------------------------- launch
     def write_spec(self) -> Path:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from studio.widgets.token_view import (
-    MAX_PREVIEW_CHARS, TokenCompareView, TokenizerLoadError, TokenizerPicker, TokenView, encode_pieces,
-    find_tokenizers, load_tokenizer, visible,
-)
+from studio.widgets.token_chips import encode_pieces, visible
+from studio.widgets.token_view import MAX_PREVIEW_CHARS, TokenCompareView, TokenizerLoadError, TokenView, load_tokenizer
+from studio.widgets.tokenizer_picker import TokenizerPicker, find_tokenizers
 from tests.studio.tokenizer_fixtures import save_byte_bpe, save_wordpiece
 
 

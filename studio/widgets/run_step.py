@@ -1,0 +1,68 @@
+"""The "Where to run" step of a SpecWizard (the engine, the spec's `resources`, and how the run will
+start, also shown on Review), and the engine that answers the wizard's previews."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import QComboBox, QGroupBox, QLabel, QVBoxLayout
+
+from studio.widgets.launch_plan import LaunchPlanBox
+from studio.widgets.scrolled import scrolled
+
+
+class RunStep:
+    """Mixed into SpecWizard: the step `WHERE_STEP` and `engine()`. It uses the wizard's `_step_page`,
+    `_form`, `steps`, `forms`, `tracker` and `workspace`."""
+
+    engine_given = None  # an engine for previews (tests give a stand-in); see `engine()`
+    _own_engine = None  # the local engine made here when neither a given one nor the tracker's is at hand
+
+    def _build_where_step(self) -> None:
+        """The step of the engine and the resources, with how the run will start."""
+        page, layout = self._step_page(self.WHERE_STEP)
+        engine_box = QGroupBox("Engine")
+        self.engine_combo = QComboBox()
+        self.engine_combo.addItem("Local engine (this computer)", "local")
+        engine_note = QLabel("Remote GPU hosts over SSH arrive with the engine profiles; a run on the "
+                             "local engine keeps going if the studio is closed.")
+        engine_note.setObjectName("help")
+        engine_note.setWordWrap(True)
+        engine_layout = QVBoxLayout(engine_box)
+        engine_layout.addWidget(self.engine_combo)
+        engine_layout.addWidget(engine_note)
+        layout.addWidget(engine_box)
+        layout.addWidget(self._form(self.WHERE_STEP))
+        self.launch_plan_box = LaunchPlanBox()
+        layout.addWidget(self.launch_plan_box)
+        layout.addStretch(1)
+        self.steps.addWidget(scrolled(page))
+
+    def engine(self) -> Any:
+        """The engine that answers previews: the one given (`engine_given`), the tracker's default,
+        or a local one made here."""
+        if self.engine_given is not None:
+            return self.engine_given
+        engines = getattr(self.tracker, "engines", None)
+        if engines:
+            return engines.get(getattr(self.tracker, "default_engine", "local")) or next(iter(engines.values()))
+        if self._own_engine is None or self._own_engine.workspace != self.workspace:
+            from studio.client.engine import LocalEngine
+
+            self._own_engine = LocalEngine(workspace=self.workspace, parent=self)
+        return self._own_engine
+
+    def launch_config(self, resources: dict) -> dict | None:
+        """The configuration the engine derives from `resources` for this kind (shown with the
+        launch plan); None when it derives none."""
+        return None
+
+    def update_launch_plan(self) -> None:
+        """Say how the run will start (Where to run and Review), from the resources chosen."""
+        if self.WHERE_STEP not in self.forms:
+            return
+        resources = self.forms[self.WHERE_STEP].values().get("resources") or {}
+        config = self.launch_config(resources)
+        for box in (getattr(self, "launch_plan_box", None), getattr(self, "review_plan_box", None)):
+            if box is not None:
+                box.set_resources(resources, self.workspace, config)

@@ -117,10 +117,13 @@ def _configure_logging() -> None:
     root.setLevel(logging.INFO)
 
 
-def _heartbeat(ctx: JobContext, stop: threading.Event) -> None:
+def _heartbeat(ctx: JobContext, stop: threading.Event, lock: threading.Lock, outcome: dict) -> None:
     while not stop.wait(HEARTBEAT_SECONDS):
-        ctx.events.heartbeat()
-        ctx.update_status()
+        with lock:  # the finished event's lock: no heartbeat may follow `finished`
+            if outcome:
+                return
+            ctx.events.heartbeat()
+            ctx.update_status()
 
 
 def _install_signal_handlers(ctx: JobContext, finish: Callable[..., None]) -> None:
@@ -202,7 +205,7 @@ def execute(run: RunDirectory, spec, live_sinks: list[Callable[[Event], None]] |
         events.log("warning", "No checkpoint to resume from: the run starts again from step 0.")
     stop_heartbeat = threading.Event()
     if primary:
-        threading.Thread(target=_heartbeat, args=(ctx, stop_heartbeat), daemon=True).start()
+        threading.Thread(target=_heartbeat, args=(ctx, stop_heartbeat, finished_lock, outcome), daemon=True).start()
     started = time.time()
     try:
         job = importlib.import_module(JOB_MODULES[spec.kind])

@@ -422,6 +422,15 @@ def _demo_clean_summary(report: dict, run: RunDirectory) -> str:
     return "\n".join(lines)
 
 
+def add_label_commands(sub) -> None:
+    """`labels …` (queues, import, export, agreement) and `label-server` (the web labeling page)."""
+    from engine.labeling.commands import add_labels_command
+    from engine.labeling.web import add_label_server_command
+
+    add_labels_command(sub)
+    add_label_server_command(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio-engine", description=(
         "Atelier's headless engine: validate and run job specs, follow and control runs."))
@@ -473,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=300, help="pretraining steps (default 300)")
     p.add_argument("--finetune-steps", type=int, default=None, help="fine-tuning steps (default 400)")
     p.add_argument("--json", action="store_true")
+    add_label_commands(sub)
     p = sub.add_parser("_exec")  # the detached child of `run --detach` / `resume --detach`
     p.add_argument("run")
     p.add_argument("--resume", action="store_true")

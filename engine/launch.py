@@ -15,7 +15,8 @@ from pathlib import Path
 
 def world_size(spec) -> int:
     resources = getattr(spec, "resources", None)
-    return resources.gpus * resources.nodes if resources is not None else 1
+    # Jobs that run models forward only (generate) have InferenceResources: one device, no gpus/nodes.
+    return getattr(resources, "gpus", 1) * getattr(resources, "nodes", 1)
 
 
 def rank() -> int:

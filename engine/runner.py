@@ -26,7 +26,7 @@ from engine.protocol import Event, EventWriter
 from engine.rundir import RunDirectory, RunStatus
 
 JOB_MODULES = {"clean": "engine.jobs.clean", "pretrain": "engine.jobs.pretrain", "tokenizer": "engine.jobs.tokenizer",
-               "finetune": "engine.jobs.finetune"}
+               "finetune": "engine.jobs.finetune", "generate": "engine.jobs.generate"}
 HEARTBEAT_SECONDS = float(os.environ.get("ATELIER_HEARTBEAT_S", "5"))
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
 

@@ -40,7 +40,8 @@ def _section(title: str, schema: dict, path: str, defs: dict, out: list[str]) ->
             "| field | type | default | bounds | description |", "|---|---|---|---|---|"]
     nested = []
     for name, prop in schema.get("properties", {}).items():
-        ref = prop.get("$ref") or next((p["$ref"] for p in prop.get("anyOf", []) if "$ref" in p), None)
+        ref = (prop.get("$ref") or next((p["$ref"] for p in prop.get("anyOf", []) if "$ref" in p), None)
+               or prop.get("items", {}).get("$ref"))  # a list of sections (generate's models)
         default = prop.get("default", "")
         default = "" if ref else f"`{json.dumps(default)}`" if "default" in prop else "required"
         advanced = " *(advanced)*" if prop.get("advanced") else ""

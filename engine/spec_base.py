@@ -31,3 +31,14 @@ class Resources(StrictModel):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", title="Precision",
         description="Mixed precision. `auto` uses bf16 where the GPU supports it, else fp16 on CUDA, fp32 on CPU.")
+
+
+class InferenceResources(StrictModel):
+    """Where a job that only runs models forward (generation, scoring) runs: one process, one device."""
+
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", title="Device", description="Where to run. `auto` picks CUDA, then Apple MPS, then the CPU.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", title="Precision",
+        description="The weights' precision. `auto` uses bf16 where the GPU supports it, else fp16 on CUDA, "
+                    "fp32 on CPU.")

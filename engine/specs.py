@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_valid
 
 from engine.clean_specs import CleanSpec
 from engine.finetune_specs import FinetuneSpec
+from engine.generate_specs import GenerateSpec
 from engine.spec_base import ADVANCED, Resources, StrictModel
 
 _LEADING_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)+)\b")
@@ -306,9 +307,12 @@ class TokenizerJobSpec(StrictModel):
 
 
 # Each kind joins this union as its issue lands.
-JobSpec = Annotated[Union[CleanSpec, TokenizerJobSpec, PretrainSpec, FinetuneSpec], Field(discriminator="kind")]
+JobSpec = Annotated[Union[CleanSpec, TokenizerJobSpec, PretrainSpec, FinetuneSpec, GenerateSpec],
+                    Field(discriminator="kind")]
 SPEC_MODELS: dict[str, type[StrictModel]] = {"clean": CleanSpec, "tokenizer": TokenizerJobSpec,
-                                             "pretrain": PretrainSpec, "finetune": FinetuneSpec}
+                                             "pretrain": PretrainSpec, "finetune": FinetuneSpec,
+                                             "generate": GenerateSpec}
+AnySpec = Union[CleanSpec, PretrainSpec, TokenizerJobSpec, FinetuneSpec, GenerateSpec]
 _adapter = TypeAdapter(JobSpec)
 
 
@@ -390,7 +394,7 @@ def _problems(error: ValidationError, lines: dict[tuple, int]) -> list[SpecProbl
     return problems
 
 
-def parse_spec(data: Any, source: str = "spec", text: str | None = None) -> CleanSpec | PretrainSpec | TokenizerJobSpec | FinetuneSpec:
+def parse_spec(data: Any, source: str = "spec", text: str | None = None) -> AnySpec:
     """Validate a spec given as plain data; raise SpecError listing every problem."""
     if not isinstance(data, dict):
         raise SpecError(source, [SpecProblem("", "a spec is a mapping with a `kind:` key")])
@@ -400,7 +404,7 @@ def parse_spec(data: Any, source: str = "spec", text: str | None = None) -> Clea
         raise SpecError(source, _problems(e, _yaml_lines(text) if text else {})) from None
 
 
-def load_spec(path: Path | str) -> CleanSpec | PretrainSpec | TokenizerJobSpec | FinetuneSpec:
+def load_spec(path: Path | str) -> AnySpec:
     """Read and validate a YAML spec file (safe_load); raise SpecError or FileNotFoundError."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")

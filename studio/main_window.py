@@ -170,6 +170,10 @@ class MainWindow(QMainWindow):
             from studio.pages.tokenizer import TokenizerPage
 
             return TokenizerPage(self.store, self.tracker, self.workspace)
+        if key == "label":
+            from studio.pages.label import LabelPage
+
+            return LabelPage(self.store, self.tracker, self.workspace)
         if key == "runs":
             from studio.pages.runs import RunsPage
 
@@ -297,6 +301,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if self.tracker is not None and hasattr(self.tracker, "shutdown"):
             self.tracker.shutdown()  # runs keep going; reopening the studio re-attaches
+        if "label" in self.pages:
+            self.pages["label"].shutdown()
         super().closeEvent(event)
 
 

@@ -428,6 +428,7 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
     from studio import theme
     from studio.app import _skip_pandas
     from studio.main_window import PAGE_KEYS, MainWindow, default_store, default_tracker
+    from studio.screenshots_label import build_demo_label_queues, shoot_label_page
 
     _skip_pandas()
     out = Path(out_dir)
@@ -440,6 +441,7 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
         store = default_store(ws)
         runs = build_demo_workspace(ws, store)
         clean = build_demo_clean_run(ws, store)
+        build_demo_label_queues(ws)
         for name in ("light", "dark"):
             theme.apply(app, name)
             tracker = default_tracker(store, ws)
@@ -479,6 +481,9 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
                     continue
                 if key == "finetune":
                     shoot_finetune_page(window, shot, ws, store, runs["demo"])
+                    continue
+                if key == "label":
+                    shoot_label_page(window, shot, ws, runs.get("demo"))
                     continue
                 if key == "tokenizer":
                     page = window.page("tokenizer")

@@ -118,6 +118,13 @@ def _stylesheet(t: Theme) -> str:
     QFrame#methodCard {{ border: 1px solid {t.border}; border-radius: 8px; background: {t.base}; padding: 1px; }}
     QFrame#methodCard:hover, QFrame#methodCard:focus {{ border-color: {t.accent}; }}
     QFrame#methodCard[selected="true"] {{ border: 2px solid {t.accent}; background: {t.alt_base}; padding: 0; }}
+    QFrame#answerCard {{ border: 1px solid {t.border}; border-radius: 8px; background: {t.base}; }}
+    QFrame#answerCard QTextBrowser {{ border: none; }}
+    QLabel#rankBadge {{ background: {t.accent}; color: {t.accent_text}; border-radius: 4px; padding: 1px 8px;
+                        font-weight: 600; }}
+    QPushButton#verdict {{ font-weight: 600; }}
+    QFrame#answerCard QTextBrowser, QTextBrowser#promptView {{ font-size: 11pt; }}
+    QLabel#emptyState {{ color: {t.muted}; font-size: 11pt; }}
     QListWidget#steps {{ border: none; background: transparent; font-size: 10.5pt; outline: 0; }}
     QListWidget#steps::item {{ padding: 7px 8px; border-radius: 6px; }}
     QListWidget#steps::item:selected {{ background: {t.alt_base}; color: {t.accent}; font-weight: 600; }}

@@ -152,6 +152,12 @@ def prompt_ids(record: dict, tokenizer: Any, template: str | None) -> list[int] 
     return _bos(tokenizer, prompt) + tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
 
+def text_ids(text: str, tokenizer: Any) -> list[int]:
+    """The token ids of plain text (no chat template) as training encodes it: bos first when the
+    tokenizer starts every text with one, and no eos, so that generation continues the text."""
+    return _bos(tokenizer, text) + tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def stop_token_ids(tokenizer: Any, template: str | None) -> list[int]:
     """Ids that end an answer: eos, and the template's end-of-turn marker when it is one token
     (chatml's `<|im_end|>`). Pass them to `generate(eos_token_id=...)`."""

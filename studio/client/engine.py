@@ -198,14 +198,21 @@ class EngineCommand(_EngineProcess):
 
 
 def _last_json(text: str) -> Any:
-    """The last line of `text` that parses as JSON (libraries may print before it)."""
-    for line in reversed(text.strip().splitlines()):
+    """The JSON answer at the end of `text`: its last line that parses, or an indented document that
+    starts on a line of its own (libraries may print before either)."""
+    lines = text.strip().splitlines()
+    for line in reversed(lines):
         line = line.strip()
         if line:
             try:
                 return json.loads(line)
             except json.JSONDecodeError:
                 continue
+    for start in reversed([i for i, line in enumerate(lines) if line in ("{", "[")]):
+        try:
+            return json.loads("\n".join(lines[start:]))
+        except json.JSONDecodeError:
+            continue
     raise ValueError("no JSON line")
 
 
@@ -359,6 +366,10 @@ class LocalEngine(QObject):
         `action` completes the failure sentence "Could not …"."""
         args = ["preview", str(Path(spec_path).resolve()), "--json"] + (["--sample", str(sample)] if sample else [])
         return self._command(args, action)
+
+    def labels(self, args: list[str], action: str) -> EngineCommand:
+        """`labels ARGS --json` (import, import-batch, export, stats of labeling queues); succeeded(dict)."""
+        return self._command(["labels", *args, "--json"], action)
 
     def attach(self, run_id: str, from_seq: int = 0, follow: bool = True) -> EventStream:
         args = ["attach", run_id, "--from-seq", str(from_seq), "--json"] + (["--follow"] if follow else [])

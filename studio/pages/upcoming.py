@@ -23,19 +23,6 @@ class UpcomingWorkflow:
 
 WORKFLOWS: dict[str, UpcomingWorkflow] = {w.key: w for w in (
     UpcomingWorkflow(
-        "tokenizer", "Tokenizer",
-        "Train a tokenizer on its own (byte-level BPE, BPE, Unigram or WordPiece), inspect its vocabulary and "
-        "see how it splits your text.",
-        ("Pick a corpus and an algorithm", "Set the vocabulary size and special tokens",
-         "Inspect the tokens and the compression of sample text, then save a tokenizer folder")),
-    UpcomingWorkflow(
-        "label", "Label",
-        "Label human preferences: compare two answers to a prompt, pick the better one, and build the "
-        "preference dataset for reward models and DPO. One transaction per label: a crash loses none.",
-        ("Generate candidate answers from one or two models",
-         "Label pairs here or share a labeling page in the browser",
-         "Export the labels as a preference dataset")),
-    UpcomingWorkflow(
         "rlhf", "Reward & PPO",
         "Train a reward model on preferences, then improve a policy with PPO, or skip the reward model with "
         "DPO or GRPO; the demo tasks have checkable answers so you can see that it learned.",

@@ -1,0 +1,1 @@
+"""Generating candidate answers for labeling: prompts, models and seeded sampling (`kind: generate`)."""

@@ -1,0 +1,315 @@
+"""Preference data in and out of labeling queues: labels to (prompt, chosen, rejected) pairs and files.
+
+Export reads each label's `ranking` (candidate terms, best first), never the side an answer was
+shown on, so the display order that was randomised against position bias leaves no trace in the data.
+Import turns each record into an item with two candidates, chosen first, and (unless asked for
+unlabeled pairs) a label of kind "import" saying the chosen one is better, so exporting an imported
+file in its own format gives the file back.
+
+How each format spells a record is in `records.py`. Imported by the GUI: the standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+from engine.errors import DataError
+from engine.labeling.records import (EXPORT_FORMATS, PreferenceRecord, Problem, answer, answer_text, format_record,
+                                     is_plain_answer, is_plain_prompt, read_records, user_prompt)
+from engine.labeling.store import Candidate, Item, Label, LabelStore, Queue, item_key, ranking_for
+
+POLICIES = ("majority", "unanimous", "all")
+POLICY_HELP = ("how several annotators' labels of one item become pairs: majority (more than half agree; "
+               "the default), unanimous (all agree), all (every label gives its own pairs)")
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One preference ready for training: the prompt, the better and the worse candidate."""
+
+    item_id: int
+    prompt: str
+    prompt_messages: list[dict]
+    chosen: Candidate
+    rejected: Candidate
+    votes: int  # labels that put chosen above rejected
+
+    def record(self) -> PreferenceRecord:
+        return PreferenceRecord(prompt=self.prompt, prompt_messages=self.prompt_messages,
+                                chosen=candidate_messages(self.chosen), rejected=candidate_messages(self.rejected))
+
+
+@dataclass(frozen=True)
+class PreferencePairs:
+    """The pairs a queue's labels give, and what was left out and why.
+
+    `ties`, `both_bad` and `conflicts` count candidate pairs (one per pair item, n(n-1)/2 per
+    ranking item of n candidates); `unlabeled` and `skipped` count items.
+    """
+
+    pairs: list[PreferencePair]
+    policy: str
+    items: int
+    labels: int  # active labels read (skips included)
+    unlabeled: int  # items nobody has labeled
+    skipped: int  # items whose every label is a skip
+    ties: int
+    both_bad: int
+    conflicts: int  # no majority (or, unanimous, not all the same)
+
+    def to_json(self) -> dict:
+        return {"pairs": len(self.pairs), "policy": self.policy, "items": self.items, "labels": self.labels,
+                "unlabeled": self.unlabeled, "skipped": self.skipped, "ties": self.ties, "both_bad": self.both_bad,
+                "conflicts": self.conflicts}
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: Path
+    format: str
+    written: int
+    summary: PreferencePairs
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), "format": self.format, "written": self.written,
+                "summary": self.summary.to_json()}
+
+
+@dataclass
+class ImportReport:
+    """What an import did with every record of the file: added, or reported with where it is."""
+
+    path: Path
+    queue: str
+    format: str
+    records: int  # in the file, readable or not
+    added: int
+    labeled: int
+    annotator: str | None  # who the import labels are from; None for --unlabeled
+    duplicates: list[Problem] = field(default_factory=list)
+    malformed: list[Problem] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), "queue": self.queue, "format": self.format, "records": self.records,
+                "added": self.added, "labeled": self.labeled, "annotator": self.annotator,
+                "duplicates": [p.to_json() for p in self.duplicates],
+                "malformed": [p.to_json() for p in self.malformed]}
+
+
+# -- what an item's prompt and candidates are as chat messages -----------------------------------
+
+def prompt_messages_of(item: Item) -> list[dict]:
+    """The item's prompt as chat messages: a system turn and earlier turns from `meta["prompt_messages"]`
+    (imports), `meta["messages"]` (generate runs) or a `meta["system"]` text when it has them, else
+    the prompt as one user turn."""
+    for key in ("prompt_messages", "messages"):
+        stored = item.meta.get(key)
+        if isinstance(stored, list) and stored and all(isinstance(m, dict) and "role" in m for m in stored):
+            return stored
+    system = item.meta.get("system")
+    if isinstance(system, str) and system:
+        return [{"role": "system", "content": system}] + user_prompt(item.prompt)
+    return user_prompt(item.prompt)
+
+
+def candidate_messages(candidate: Candidate) -> list[dict]:
+    """A candidate as the messages of its answer (`meta["answer_messages"]` when it has several)."""
+    stored = candidate.meta.get("answer_messages")
+    if isinstance(stored, list) and stored:
+        return stored
+    return answer(candidate.text)
+
+
+def candidate_from_messages(messages: list[dict]) -> Candidate:
+    if is_plain_answer(messages):
+        return Candidate(text=messages[0]["content"])
+    return Candidate(text=answer_text(messages), meta={"answer_messages": messages})
+
+
+# -- labels to pairs ---------------------------------------------------------------------------
+
+def preference_pairs(store: LabelStore, queue: Queue | str, *, policy: str = "majority",
+                     kinds: tuple[str, ...] | None = None) -> PreferencePairs:
+    """The (prompt, chosen, rejected) pairs a queue's labels give, in queue order.
+
+    A rank label gives every pair its ranking implies. When several annotators labeled an item,
+    each pair of its candidates is decided by `policy` (see POLICY_HELP); ties, "both bad", skips
+    and pairs without a decision are left out and counted. `kinds` keeps only labels of those
+    kinds (human, checker, import).
+    """
+    if policy not in POLICIES:
+        raise DataError(f"Unknown policy {policy!r}.", f"Use one of: {', '.join(POLICIES)}.")
+    q = store.queue(queue) if not isinstance(queue, Queue) else queue
+    by_item: dict[int, list[Label]] = defaultdict(list)
+    labels = [l for l in store.labels(q) if kinds is None or l.kind in kinds]
+    for label in labels:
+        by_item[label.item_id].append(label)
+    pairs: list[PreferencePair] = []
+    counts: Counter[str] = Counter()
+    items = store.items(q)
+    for item in items:
+        votes = [l for l in by_item.get(item.id, []) if l.verdict != "skip"]
+        if not votes:
+            counts["skipped" if by_item.get(item.id) else "unlabeled"] += 1
+            continue
+        messages = prompt_messages_of(item)
+        for better, worse, support in _decide(item, votes, policy, counts):
+            pairs.append(PreferencePair(item_id=item.id, prompt=item.prompt, prompt_messages=messages,
+                                        chosen=item.candidates[better], rejected=item.candidates[worse],
+                                        votes=support))
+    return PreferencePairs(pairs=pairs, policy=policy, items=len(items), labels=len(labels),
+                           unlabeled=counts["unlabeled"], skipped=counts["skipped"], ties=counts["tie"],
+                           both_bad=counts["both_bad"], conflicts=counts["conflict"])
+
+
+def _decide(item: Item, votes: list[Label], policy: str, counts: Counter) -> list[tuple[int, int, int]]:
+    """(better, worse, supporting labels) for each pair of the item's candidates the votes decide."""
+    decided = []
+    for i, j in combinations(range(len(item.candidates)), 2):
+        opinions = [_opinion(label, i, j) for label in votes]
+        opinions = [o for o in opinions if o is not None]
+        if not opinions:
+            continue
+        if policy == "all":
+            tally = Counter(opinions)
+            for outcome in ((i, j), (j, i)):
+                if tally[outcome]:
+                    decided.extend([(outcome[0], outcome[1], 1)] * tally[outcome])
+            counts["tie"] += tally["tie"]
+            counts["both_bad"] += tally["both_bad"]
+            continue
+        outcome, support = Counter(opinions).most_common(1)[0]
+        needed = len(opinions) if policy == "unanimous" else len(opinions) // 2 + 1
+        if support < needed:
+            counts["conflict"] += 1
+        elif isinstance(outcome, tuple):
+            decided.append((outcome[0], outcome[1], support))
+        else:
+            counts[outcome] += 1
+    return decided
+
+
+def _opinion(label: Label, i: int, j: int) -> tuple[int, int] | str | None:
+    """What one label says about candidates i and j: (better, worse), "tie" or "both_bad"."""
+    if label.ranking:
+        if i not in label.ranking or j not in label.ranking:
+            return None
+        return (i, j) if label.ranking.index(i) < label.ranking.index(j) else (j, i)
+    return label.verdict if label.verdict in ("tie", "both_bad") else None
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+def export_preferences(store: LabelStore, queue: Queue | str, path: Path | str, fmt: str, *,
+                       policy: str = "majority", kinds: tuple[str, ...] | None = None) -> ExportReport:
+    """Write the queue's preference pairs to `path` as JSON lines in `fmt` (trl, trl-chat or hh).
+
+    The file appears complete or not at all (written under a temporary name, then renamed).
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise DataError(f"Cannot export to {fmt!r}.", f"Export formats: {', '.join(EXPORT_FORMATS)}.")
+    result = preference_pairs(store, queue, policy=policy, kinds=kinds)
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder.", "Give the file to write, e.g. --out prefs.jsonl.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for pair in result.pairs:
+                f.write(json.dumps(format_record(fmt, pair.record()), ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return ExportReport(path=path, format=fmt, written=len(result.pairs), summary=result)
+
+
+def import_preferences(store: LabelStore, queue: Queue | str, path: Path | str, *, fmt: str = "auto",
+                       labeled: bool = True) -> ImportReport:
+    """Add a preference file's records to the queue as two-candidate items (chosen first).
+
+    With `labeled` each new item gets a label of kind "import" from annotator "import:<file name>"
+    saying chosen is better; without, the pairs wait for annotators. Records that cannot be read,
+    and records whose prompt and answers are already in the file or the queue, are reported with
+    where they are; every other record is added. Raises DataError when the file cannot be read.
+    """
+    q = store.queue(queue) if not isinstance(queue, Queue) else queue
+    path = Path(path)
+    read = read_records(path, fmt)
+    report = ImportReport(path=path, queue=q.name, format=read.format, records=read.total, added=0, labeled=0,
+                          annotator=f"import:{path.name}" if labeled else None, malformed=list(read.problems))
+    first_seen: dict[str, PreferenceRecord] = {}
+    fresh: list[tuple[str, PreferenceRecord, list[Candidate]]] = []
+    for record in read.records:
+        candidates = [candidate_from_messages(record.chosen), candidate_from_messages(record.rejected)]
+        key = item_key(record.prompt, candidates)
+        earlier = first_seen.get(key)
+        if earlier is not None:
+            opposite = " but the opposite preference" if earlier.chosen_text != record.chosen_text else ""
+            report.duplicates.append(Problem(record.where,
+                                             f"same prompt and answers as {_short(earlier.where)}{opposite}"))
+            continue
+        first_seen[key] = record
+        fresh.append((key, record, candidates))
+    added = store.add_items(q, (_item_fields(record, candidates, path.name) for _, record, candidates in fresh))
+    skipped = set(added.duplicates)
+    for index in added.duplicates:
+        report.duplicates.append(Problem(fresh[index][1].where, f"already in queue {q.name!r}"))
+    report.duplicates.sort(key=lambda p: _line_of(p.where))
+    report.added = added.added
+    if labeled and added.added:
+        report.labeled = _add_import_labels(store, q, [f[0] for n, f in enumerate(fresh) if n not in skipped],
+                                            report.annotator)
+    return report
+
+
+def _item_fields(record: PreferenceRecord, candidates: list[Candidate], file_name: str) -> dict:
+    meta: dict = {}
+    if not is_plain_prompt(record.prompt_messages):
+        meta["prompt_messages"] = record.prompt_messages
+    meta["import"] = {"file": file_name, "where": _short(record.where)}
+    if record.extra:
+        meta["extra"] = record.extra
+    return {"prompt": record.prompt, "candidates": [c.to_json() for c in candidates], "meta": meta}
+
+
+def _add_import_labels(store: LabelStore, queue: Queue, keys: list[str], annotator: str) -> int:
+    """One "chosen is better" label per new item (chosen is candidate 0, shown first), in one transaction.
+
+    The rows are what `store.add_label(Task(item, annotator, shown=(0, 1)), "left", kind="import",
+    source="import")` writes (a test holds the two equal). The store's own path commits every label
+    on its own, as it must while people label; measured on a 10,000-record file that was 5-15 s,
+    nearly all of it in 10,000 COMMITs, against well under a second here. This reaches into the
+    store's internals (`_write`, the label_items.key and labels columns): keep it in step with store.py.
+    """
+    shown = [0, 1]
+    ranking = ranking_for("left", shown, None)
+    now = time.time()
+    wanted = set(keys)
+    with store._write() as db:
+        ids = {row["key"]: row["id"] for row in db.execute(
+            "SELECT id, key FROM label_items WHERE queue_id = ?", (queue.id,)) if row["key"] in wanted}
+        db.executemany(
+            "INSERT INTO labels (queue_id, item_id, annotator, kind, verdict, shown, swapped, ranking, comment,"
+            " seconds, source, created) VALUES (?, ?, ?, 'import', 'left', ?, 0, ?, '', NULL, 'import', ?)",
+            [(queue.id, ids[key], annotator, json.dumps(shown), json.dumps(ranking), now) for key in keys])
+    return len(keys)
+
+
+def _short(where: str) -> str:
+    """'pairs.jsonl, line 4' -> 'line 4'."""
+    return where.split(", ", 1)[-1]
+
+
+def _line_of(where: str) -> int:
+    digits = "".join(c if c.isdigit() else " " for c in _short(where)).split()
+    return int(digits[0]) if digits else 0

@@ -1,0 +1,176 @@
+"""The Label page's Overview (progress, annotators, agreement) and Conflicts (disagreements) tabs.
+
+Both read the label store when shown; they hold no state of their own.
+"""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QSplitter, QTableWidget,
+    QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget,
+)
+
+from engine.labeling.agreement import agreement, conflicts, readable_preference
+from engine.labeling.store import LabelStore, Queue
+
+
+def _table(headers: list[str]) -> QTableWidget:
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.verticalHeader().hide()
+    table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectRows)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+    table.horizontalHeader().setStretchLastSection(True)
+    return table
+
+
+def _fill(table: QTableWidget, rows: list[list[str]]) -> None:
+    table.setRowCount(len(rows))
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            cell = QTableWidgetItem(value)
+            if value.replace("%", "").replace(".", "").replace("-", "").replace("/", "").replace(" ", "").isdigit():
+                cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            table.setItem(r, c, cell)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _kappa(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+class OverviewView(QWidget):
+    """Items done, labels, skips, position bias; labels per annotator; agreement per pair of annotators."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.stats: dict[str, QLabel] = {}
+        grid = QGridLayout()
+        for column, (key, caption) in enumerate((("done", "items done"), ("labels", "labels"),
+                                                 ("skipped", "skipped"), ("left", "chose the left answer"),
+                                                 ("agreement", "agreement"), ("kappa", "Cohen's κ"))):
+            value = QLabel("—")
+            value.setObjectName("stat")
+            label = QLabel(caption)
+            label.setObjectName("help")
+            grid.addWidget(value, 0, column)
+            grid.addWidget(label, 1, column)
+            self.stats[key] = value
+        stats_box = QGroupBox("Progress")
+        stats_box.setLayout(grid)
+        self.annotators = _table(["Annotator", "Labels", "Skipped", "Kind"])
+        self.pairs = _table(["Annotators", "Shared items", "Agreed", "Agreement", "Cohen's κ"])
+        self.note = QLabel()
+        self.note.setObjectName("help")
+        self.note.setWordWrap(True)
+        annotators_box = QGroupBox("Annotators")
+        QVBoxLayout(annotators_box).addWidget(self.annotators)
+        pairs_box = QGroupBox("Agreement on overlap items")
+        pairs_layout = QVBoxLayout(pairs_box)
+        pairs_layout.addWidget(self.pairs)
+        pairs_layout.addWidget(self.note)
+        tables = QHBoxLayout()
+        tables.addWidget(annotators_box, 2)
+        tables.addWidget(pairs_box, 3)
+        layout = QVBoxLayout(self)
+        layout.addWidget(stats_box)
+        layout.addLayout(tables, 1)
+
+    def show_queue(self, store: LabelStore, queue: Queue | None) -> None:
+        if queue is None:
+            for value in self.stats.values():
+                value.setText("—")
+            _fill(self.annotators, [])
+            _fill(self.pairs, [])
+            self.note.setText("")
+            return
+        progress = store.progress(queue)
+        table = agreement(store, queue)
+        self.stats["done"].setText(f"{progress.done} / {progress.items}")
+        self.stats["labels"].setText(str(progress.labels - progress.skipped))
+        self.stats["skipped"].setText(str(progress.skipped))
+        self.stats["left"].setText(_percent(progress.left_share))
+        self.stats["agreement"].setText(_percent(table.percent))
+        self.stats["kappa"].setText(_kappa(table.kappa))
+        skipped: dict[str, int] = {}
+        kinds: dict[str, str] = {}
+        for label in store.labels(queue):
+            kinds.setdefault(label.annotator, label.kind)
+            if label.verdict == "skip":
+                skipped[label.annotator] = skipped.get(label.annotator, 0) + 1
+        names = sorted(set(progress.per_annotator) | set(skipped), key=lambda n: -progress.per_annotator.get(n, 0))
+        _fill(self.annotators, [[name, str(progress.per_annotator.get(name, 0)), str(skipped.get(name, 0)),
+                                 kinds.get(name, "")] for name in names])
+        _fill(self.pairs, [[f"{p.annotator_a} · {p.annotator_b}", str(p.items), str(p.agreed), _percent(p.percent),
+                            _kappa(p.kappa)] for p in table.pairs])
+        if queue.overlap <= 0:
+            self.note.setText("This queue has no overlap items, so no item is labeled twice and agreement cannot "
+                              "be measured. Set an overlap with the queue's “Edit…” button.")
+        elif not table.pairs:
+            self.note.setText(f"{queue.overlap:.0%} of the items go to {queue.overlap_annotators} annotators each; "
+                              "agreement shows once two people have labeled the same items.")
+        else:
+            self.note.setText(f"{table.items} items labeled by several annotators. κ corrects agreement for chance: "
+                              "above 0.6 is substantial, below 0.2 is slight.")
+
+
+class ConflictsView(QWidget):
+    """Items whose annotators disagree: a list, and the chosen item's prompt, answers and votes."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.found = []
+        self.table = _table(["Item", "Prompt", "Verdicts"])
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.table.horizontalHeader().setStretchLastSection(False)
+        self.table.itemSelectionChanged.connect(self._show_selected)
+        self.detail = QTextBrowser()
+        self.empty = QLabel()
+        self.empty.setObjectName("help")
+        splitter = QSplitter(Qt.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.detail)
+        splitter.setSizes([240, 360])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.empty)
+        layout.addWidget(splitter, 1)
+
+    def show_queue(self, store: LabelStore, queue: Queue | None) -> None:
+        self.found = conflicts(store, queue) if queue is not None else []
+        rows = []
+        for conflict in self.found:
+            verdicts = ";  ".join(f"{v.annotator}: {readable_preference(v.preference)}" for v in conflict.votes)
+            rows.append([str(conflict.item.position + 1), conflict.item.prompt.replace("\n", " ")[:160], verdicts])
+        _fill(self.table, rows)
+        self.empty.setText(f"{len(self.found)} item{'s' if len(self.found) != 1 else ''} where annotators disagree."
+                           if self.found else "No disagreements: every item labeled by several people got the same "
+                                              "verdict from each.")
+        self.detail.clear()
+        if self.found:
+            self.table.selectRow(0)
+            self._show_selected()  # also when row 0 was selected already (no selection change then)
+
+    def _show_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return
+        conflict = self.found[rows[0].row()]
+        parts = [f"<h3>Item {conflict.item.position + 1}</h3><p><b>Prompt</b></p>"
+                 f"<pre style='white-space: pre-wrap'>{html.escape(conflict.item.prompt)}</pre>"]
+        for index, candidate in enumerate(conflict.item.candidates):
+            origin = f" — {html.escape(candidate.model)}" if candidate.model else ""
+            parts.append(f"<p><b>Answer {chr(65 + index)}</b>{origin}</p>"
+                         f"<pre style='white-space: pre-wrap'>{html.escape(candidate.text)}</pre>")
+        parts.append("<p><b>Verdicts</b></p><ul>")
+        for vote in conflict.votes:
+            comment = f" — “{html.escape(vote.comment)}”" if vote.comment else ""
+            parts.append(f"<li>{html.escape(vote.annotator)}: {readable_preference(vote.preference)}{comment}</li>")
+        parts.append("</ul>")
+        self.detail.setHtml("".join(parts))

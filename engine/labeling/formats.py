@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -22,7 +21,7 @@ from pathlib import Path
 from engine.errors import DataError
 from engine.labeling.records import (EXPORT_FORMATS, PreferenceRecord, Problem, answer, answer_text, format_record,
                                      is_plain_answer, is_plain_prompt, read_records, user_prompt)
-from engine.labeling.store import Candidate, Item, Label, LabelStore, Queue, item_key, ranking_for
+from engine.labeling.store import Candidate, Item, Label, LabelStore, Queue, item_key
 
 POLICIES = ("majority", "unanimous", "all")
 POLICY_HELP = ("how several annotators' labels of one item become pairs: majority (more than half agree; "
@@ -260,15 +259,14 @@ def import_preferences(store: LabelStore, queue: Queue | str, path: Path | str, 
             continue
         first_seen[key] = record
         fresh.append((key, record, candidates))
-    added = store.add_items(q, (_item_fields(record, candidates, path.name) for _, record, candidates in fresh))
-    skipped = set(added.duplicates)
+    # Items and their import labels go in one transaction (one commit for the file, not one per label).
+    added = store.add_items(q, (_item_fields(record, candidates, path.name) for _, record, candidates in fresh),
+                            imported_by=report.annotator if labeled else None)
     for index in added.duplicates:
         report.duplicates.append(Problem(fresh[index][1].where, f"already in queue {q.name!r}"))
     report.duplicates.sort(key=lambda p: _line_of(p.where))
     report.added = added.added
-    if labeled and added.added:
-        report.labeled = _add_import_labels(store, q, [f[0] for n, f in enumerate(fresh) if n not in skipped],
-                                            report.annotator)
+    report.labeled = added.added if labeled else 0
     return report
 
 
@@ -280,29 +278,6 @@ def _item_fields(record: PreferenceRecord, candidates: list[Candidate], file_nam
     if record.extra:
         meta["extra"] = record.extra
     return {"prompt": record.prompt, "candidates": [c.to_json() for c in candidates], "meta": meta}
-
-
-def _add_import_labels(store: LabelStore, queue: Queue, keys: list[str], annotator: str) -> int:
-    """One "chosen is better" label per new item (chosen is candidate 0, shown first), in one transaction.
-
-    The rows are what `store.add_label(Task(item, annotator, shown=(0, 1)), "left", kind="import",
-    source="import")` writes (a test holds the two equal). The store's own path commits every label
-    on its own, as it must while people label; measured on a 10,000-record file that was 5-15 s,
-    nearly all of it in 10,000 COMMITs, against well under a second here. This reaches into the
-    store's internals (`_write`, the label_items.key and labels columns): keep it in step with store.py.
-    """
-    shown = [0, 1]
-    ranking = ranking_for("left", shown, None)
-    now = time.time()
-    wanted = set(keys)
-    with store._write() as db:
-        ids = {row["key"]: row["id"] for row in db.execute(
-            "SELECT id, key FROM label_items WHERE queue_id = ?", (queue.id,)) if row["key"] in wanted}
-        db.executemany(
-            "INSERT INTO labels (queue_id, item_id, annotator, kind, verdict, shown, swapped, ranking, comment,"
-            " seconds, source, created) VALUES (?, ?, ?, 'import', 'left', ?, 0, ?, '', NULL, 'import', ?)",
-            [(queue.id, ids[key], annotator, json.dumps(shown), json.dumps(ranking), now) for key in keys])
-    return len(keys)
 
 
 def _short(where: str) -> str:

@@ -327,12 +327,16 @@ class LabelStore:
         return queue if isinstance(queue, Queue) else self.queue(queue)
 
     # -- items -------------------------------------------------------------------------------
-    def add_items(self, queue: Queue | str, items: Iterable[dict]) -> AddResult:
+    def add_items(self, queue: Queue | str, items: Iterable[dict], *, imported_by: str | None = None) -> AddResult:
         """Add items (`prompt`, `candidates` as texts or dicts, optional `meta`) in one transaction.
 
         An item whose prompt and candidate texts are already in the queue is not added again; its
-        index is returned in `duplicates`.
+        index is returned in `duplicates`. With `imported_by`, each new item also gets, in the same
+        transaction, an `import` label by that annotator saying its first candidate is better (a
+        preference file's chosen answer): a crash leaves either both or neither.
         """
+        import_shown = [0, 1]
+        import_ranking = json.dumps(ranking_for("left", import_shown, None))
         q = self._queue(queue)
         duplicates: list[int] = []
         added = 0
@@ -352,6 +356,11 @@ class LabelStore:
                 if cursor.rowcount == 0:
                     duplicates.append(index)
                     continue
+                if imported_by is not None:
+                    db.execute("INSERT INTO labels (queue_id, item_id, annotator, kind, verdict, shown, swapped, ranking,"
+                               " comment, seconds, source, created) VALUES (?, ?, ?, 'import', 'left', ?, 0, ?, '',"
+                               " NULL, 'import', ?)",
+                               (q.id, cursor.lastrowid, imported_by, json.dumps(import_shown), import_ranking, now))
                 added += 1
                 position += 1
         return AddResult(added=added, duplicates=duplicates)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from engine.labeling.store import Label, LabelStore, LabelStoreError, Queue, Task
+from engine.labeling.store import LabelStore, LabelStoreError, Queue, Task
 from studio.widgets.text_diff import spans_html, word_diff
 
 PAIR_KEYS = (("1  ←", "Left better", "left"), ("2  →", "Right better", "right"), ("3", "Tie", "tie"),

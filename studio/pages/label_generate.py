@@ -36,7 +36,7 @@ STEP_INTROS = {
     "Where to run": "The engine and the device that generate.",
     "Review": "The spec that will run, and the same run from a terminal.",
 }
-MODEL_COLUMNS = ("Model (run, folder or hub id)", "Adapter (optional)", "Label (optional)")
+MODEL_COLUMNS = ("Model", "Adapter (optional)", "Label (optional)")
 
 
 def find_adapters(workspace: str | Path | None) -> list[Path]:
@@ -53,6 +53,7 @@ class ModelsTable(QTableWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(0, len(MODEL_COLUMNS), parent)
         self.setHorizontalHeaderLabels(MODEL_COLUMNS)
+        self.horizontalHeaderItem(0).setToolTip("A run id, a run or model folder, a checkpoint folder, or a hub id")
         self.verticalHeader().hide()
         self.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         self.setSelectionBehavior(QAbstractItemView.SelectRows)
@@ -187,17 +188,16 @@ class GenerateTab(SpecWizard):
         self.models_table = ModelsTable()
         self.models_table.itemChanged.connect(lambda _item: self._models_changed())
         self.model_picker = BaseModelPicker(self.workspace, none_label="Add a model of an earlier run…")
+        self.model_picker.setMinimumWidth(160)
         self.model_picker.chosen.connect(self.add_model)
-        folder_button = QPushButton("Add folder…")
-        folder_button.clicked.connect(self._add_model_folder)
-        self.adapter_button = QPushButton("Adapter of a fine-tuning run…")
-        self.adapter_button.setToolTip("Put the newest LoRA adapter of this workspace on the selected model")
+        self.adapter_button = QPushButton("Adapter…")
+        self.adapter_button.setToolTip("Put a PEFT adapter folder (a fine-tuning run's output/adapter) on the "
+                                       "selected model")
         self.adapter_button.clicked.connect(self._choose_adapter)
         remove_button = QPushButton("Remove")
         remove_button.clicked.connect(lambda: (self.models_table.remove_selected(), self._models_changed()))
         row = QHBoxLayout()
         row.addWidget(self.model_picker, 1)
-        row.addWidget(folder_button)
         row.addWidget(self.adapter_button)
         row.addWidget(remove_button)
         self.models_note = QLabel("")
@@ -220,12 +220,8 @@ class GenerateTab(SpecWizard):
         if path:
             self.models_table.add_model(str(path), adapter, label)
             self.model_picker.select(None, emit=False)
-            self._models_changed()
-
-    def _add_model_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, BaseModelPicker.CHOOSE_TITLE, str(self.workspace))
-        if path:
-            self.add_model(path)
+            self._models_note()
+            self.validate()
 
     def _choose_adapter(self) -> None:
         adapters = find_adapters(self.workspace)

@@ -26,7 +26,8 @@ from engine.protocol import Event, EventWriter
 from engine.rundir import RunDirectory, RunStatus
 
 JOB_MODULES = {"clean": "engine.jobs.clean", "pretrain": "engine.jobs.pretrain", "tokenizer": "engine.jobs.tokenizer",
-               "finetune": "engine.jobs.finetune", "generate": "engine.jobs.generate"}
+               "finetune": "engine.jobs.finetune", "generate": "engine.jobs.generate", "reward": "engine.jobs.reward",
+               "dpo": "engine.jobs.dpo", "grpo": "engine.jobs.grpo", "ppo": "engine.jobs.ppo"}
 HEARTBEAT_SECONDS = float(os.environ.get("ATELIER_HEARTBEAT_S", "5"))
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
 

@@ -21,6 +21,9 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_valid
 from engine.clean_specs import CleanSpec
 from engine.finetune_specs import FinetuneSpec
 from engine.generate_specs import GenerateSpec
+from engine.ppo_specs import PPOSpec
+from engine.preference_specs import DPOSpec, GRPOSpec
+from engine.reward_specs import RewardSpec
 from engine.spec_base import ADVANCED, Resources, StrictModel
 
 _LEADING_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)+)\b")
@@ -307,12 +310,15 @@ class TokenizerJobSpec(StrictModel):
 
 
 # Each kind joins this union as its issue lands.
-JobSpec = Annotated[Union[CleanSpec, TokenizerJobSpec, PretrainSpec, FinetuneSpec, GenerateSpec],
+JobSpec = Annotated[Union[CleanSpec, TokenizerJobSpec, PretrainSpec, FinetuneSpec, GenerateSpec, RewardSpec,
+                          DPOSpec, GRPOSpec, PPOSpec],
                     Field(discriminator="kind")]
 SPEC_MODELS: dict[str, type[StrictModel]] = {"clean": CleanSpec, "tokenizer": TokenizerJobSpec,
                                              "pretrain": PretrainSpec, "finetune": FinetuneSpec,
-                                             "generate": GenerateSpec}
-AnySpec = Union[CleanSpec, PretrainSpec, TokenizerJobSpec, FinetuneSpec, GenerateSpec]
+                                             "generate": GenerateSpec, "reward": RewardSpec, "dpo": DPOSpec,
+                                             "grpo": GRPOSpec, "ppo": PPOSpec}
+AnySpec = Union[CleanSpec, PretrainSpec, TokenizerJobSpec, FinetuneSpec, GenerateSpec, RewardSpec, DPOSpec, GRPOSpec,
+                PPOSpec]
 _adapter = TypeAdapter(JobSpec)
 
 

@@ -1,0 +1,1 @@
+"""Preference and RL training: reward models, DPO, GRPO and PPO (heavy: imported by jobs only)."""

@@ -174,6 +174,13 @@ class MainWindow(QMainWindow):
             from studio.pages.label import LabelPage
 
             return LabelPage(self.store, self.tracker, self.workspace)
+        if key == "rlhf":
+            from studio.pages.rlhf import RLHFPage
+
+            page = RLHFPage(self.store, self.tracker, self.workspace)
+            page.open_run.connect(self.open_run)
+            page.go_to_page.connect(self.show_page)
+            return page
         if key == "runs":
             from studio.pages.runs import RunsPage
 

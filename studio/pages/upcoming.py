@@ -23,12 +23,6 @@ class UpcomingWorkflow:
 
 WORKFLOWS: dict[str, UpcomingWorkflow] = {w.key: w for w in (
     UpcomingWorkflow(
-        "rlhf", "Reward & PPO",
-        "Train a reward model on preferences, then improve a policy with PPO, or skip the reward model with "
-        "DPO or GRPO; the demo tasks have checkable answers so you can see that it learned.",
-        ("Train and evaluate a reward model", "Run PPO, DPO or GRPO against it",
-         "Compare the policy before and after on held-out prompts")),
-    UpcomingWorkflow(
         "playground", "Playground",
         "Chat with and compare checkpoints side by side: the same prompt to several models, with sampling "
         "settings, token probabilities and saved sessions.",

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QSlider,
@@ -25,63 +24,12 @@ from studio.widgets.artifacts_view import ArtifactsView
 from studio.widgets.elided_label import ElidedLabel
 from studio.widgets.log_view import LogView
 from studio.widgets.metric_chart import MetricChart
+from studio.widgets.monitor_panels import UNCHARTED_SPLITS, Panels, panel_for, panels_for, scaled
 from studio.widgets.samples_view import SamplesView
 
 REDRAW_INTERVAL_MS = 100
 REDRAW_BUDGET_S = 0.015  # a chart paint can take ~40 ms under software rendering: start few per tick
-# The fixed panels, in grid order, with the metric names (as engines spell them) each one shows.
-PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("loss", "Loss", ("loss", "train_loss", "eval_loss")),
-    ("lr", "Learning rate", ("lr", "learning_rate")),
-    ("grad_norm", "Gradient norm", ("grad_norm", "gradient_norm")),
-    ("tokens_per_s", "Tokens / s", ("tokens_per_s", "tokens_per_second", "tokens_per_sec", "tokens/s")),
-    ("memory", "Memory (MB)", ("memory_mb", "memory_gib", "memory_gb", "memory", "gpu_memory_gib", "max_memory_gib")),
-    # The rest of what the pretraining job reports (docs/protocol.md). Built up front with the
-    # others: building a panel while events stream in costs a layout pass (~100 ms) on the GUI thread.
-    ("perplexity", "Perplexity", ("perplexity",)),
-    ("samples_per_s", "Samples / s", ("samples_per_s",)),
-    ("tflops", "TFLOP/s", ("tflops",)),
-    ("epoch", "Epoch", ("epoch",)),
-)
-Panels = tuple[tuple[str, str, tuple[str, ...]], ...]
-# A fine-tuning run: the task scores of its generated answers (docs/protocol.md) beside the loss.
-FINETUNE_PANELS: Panels = (
-    PANELS[0],
-    ("exact_match", "Exact match", ("exact_match",)),
-    ("bleu", "BLEU", ("bleu",)),
-    ("rouge_l", "ROUGE-L", ("rouge_l",)),
-    *(panel for panel in PANELS[1:] if panel[0] in ("lr", "grad_norm", "tokens_per_s", "memory", "perplexity")),
-)
-PANELS_BY_KIND: dict[str, Panels] = {"finetune": FINETUNE_PANELS}
-_ALIASES = {alias: key for panels in (PANELS, *PANELS_BY_KIND.values()) for key, _, aliases in panels
-            for alias in aliases}
-# Splits of one-off counts rather than curves (the fine-tuning job's `data` split: records kept,
-# truncated, dropped at step 0): not charted; the pages that care show them as figures.
-UNCHARTED_SPLITS = ("data",)
-# The memory panel is in MB (the engine's `memory_mb`); metrics other engines log in GiB/GB are
-# converted so that two runs overlay on one axis.
-UNIT_SCALE = {"memory_gib": 1024.0, "gpu_memory_gib": 1024.0, "max_memory_gib": 1024.0, "memory_gb": 1000.0}
 RESUMABLE_STATES = ("cancelled", "failed")
-
-
-def panels_for(kind: str | None) -> Panels:
-    """The panels built up front for a run of `kind`."""
-    return PANELS_BY_KIND.get(kind or "", PANELS)
-
-
-def panel_for(name: str) -> tuple[str, bool]:
-    """(panel key, whether `name` is the panel's own metric) for a metric name."""
-    if name in _ALIASES:
-        return _ALIASES[name], True
-    if "mem" in name.lower():
-        return "memory", False
-    return name, True
-
-
-def scaled(name: str, values):
-    """`values` of metric `name` in the unit of its panel."""
-    factor = UNIT_SCALE.get(name)
-    return values if factor is None else np.asarray(values, dtype=np.float64) * factor
 
 
 class RunMonitor(QWidget):

@@ -60,7 +60,7 @@ def test_ctrl_number_shortcuts_and_quit(window, qtbot):
 def test_upcoming_pages_are_honest(window):
     from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit
 
-    for key in ("rlhf", "playground"):
+    for key in ("playground",):
         page = window.page(key)
         assert not page.findChildren(QAbstractButton) and not page.findChildren(QLineEdit)
         text = " ".join(label.text() for label in page.findChildren(QLabel))

@@ -194,7 +194,7 @@ def test_resumed_steps_replace_the_tail(qtbot):
 
 
 def test_a_run_of_another_kind_gets_its_panels_and_one_off_counts_are_not_charted(monitor, store, tracker):
-    from studio.widgets.run_monitor import FINETUNE_PANELS, PANELS
+    from studio.widgets.monitor_panels import FINETUNE_PANELS, PANELS
     from tests.studio.finetune_fixtures import finetune_events
 
     store.add_run("ft", kind="finetune", name="ft")

@@ -61,6 +61,10 @@ def add_labels_command(sub) -> None:
                    help="the file's format (default: told from its records)")
     p.add_argument("--unlabeled", action="store_true",
                    help="import the pairs without the file's preferences, for annotators to label")
+    p = add("auto-label", cmd_auto_label,
+            "Label a queue's items with the task checker's verdicts (candidates from builtin:tasks prompts): "
+            "the correct answer beats a wrong one. Marked as checker labels, not human ones.")
+    p.add_argument("--queue", required=True)
     p = add("export", cmd_export, "Write a queue's labels as preference pairs for training.")
     _queue_args(p, create=False)
     p.add_argument("--format", choices=EXPORT_FORMATS, required=True,
@@ -212,6 +216,22 @@ def cmd_import_batch(args) -> int:
         _problems("Skipped", report.skipped)
         _problems("Unreadable", report.malformed)
     return EXIT_INVALID if report.malformed and not report.added and not report.duplicates else 0
+
+
+def cmd_auto_label(args) -> int:
+    from engine.labeling.checker_labels import label_by_checker
+
+    store = _open(args)
+    report = label_by_checker(store, args.queue)
+    message = (f"{report.annotator} labeled {report.labeled} items of queue '{report.queue}': {report.preferences} "
+               f"correct-over-wrong, {report.ties} both correct (tie), {report.both_bad} both wrong"
+               + (f"; {report.unchecked} items have no checker verdict (not from builtin:tasks prompts)"
+                  if report.unchecked else "") + (f"; {report.already} were labeled before" if report.already else "")
+               + ".")
+    if args.json:
+        return _print_json(report.to_json() | {"message": message})
+    print(message)
+    return EXIT_INVALID if report.unchecked and not report.labeled and not report.already else 0
 
 
 def cmd_import(args) -> int:

@@ -92,3 +92,27 @@ def test_a_chat_prompt_keeps_its_turns_for_conversational_exports(tmp_path):
     assert json.loads((tmp_path / "out.jsonl").read_text()) == {
         "prompt": messages, "chosen": [{"role": "assistant", "content": "4"}],
         "rejected": [{"role": "assistant", "content": "5"}]}
+
+
+def test_the_task_checker_labels_a_queue_and_says_it_is_not_human(tmp_path):
+    from engine.labeling.checker_labels import label_by_checker
+    from engine.labeling.formats import preference_pairs
+    from engine.labeling.store import LabelStore
+
+    store = LabelStore(tmp_path / "store.db")
+    store.create_queue("q")
+    meta = {"task": "addition"}
+
+    def item(prompt: str, a: bool, b: bool) -> dict:
+        return {"prompt": prompt, "meta": meta, "candidates": [{"text": f"{prompt} A", "meta": {"correct": a}},
+                                                              {"text": f"{prompt} B", "meta": {"correct": b}}]}
+
+    store.add_items("q", [item("1", True, False), item("2", False, True), item("3", True, True),
+                          item("4", False, False), {"prompt": "5", "candidates": ["x", "y"]}])
+    report = label_by_checker(store, "q")
+    assert (report.annotator, report.preferences, report.ties, report.both_bad, report.unchecked) == \
+        ("checker:addition", 2, 1, 1, 1)
+    assert {label.kind for label in store.labels("q")} == {"checker"}
+    pairs = preference_pairs(store, "q").pairs
+    assert sorted((p.chosen.text, p.rejected.text) for p in pairs) == [("1 A", "1 B"), ("2 B", "2 A")]
+    assert label_by_checker(store, "q").already == 4  # running it again labels nothing twice

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from engine.generate_specs import PromptSource, Sampling
 from engine.preference_specs import TaskEvaluation
@@ -81,6 +81,12 @@ class PPOSpec(StrictModel):
         "reward", title="Value model starts from",
         description="reward: a copy of the reward model (already scores answers); policy: the policy with a new head.")
     prompts: PromptSource = Field(default_factory=PromptSource, title="Prompts")
+    chat_template: Literal["auto", "model", "chatml", "plain", "none"] = Field(
+        "auto", title="Chat template",
+        description="How a prompt is laid out for the policy: auto = its own chat template when it has one, else the "
+                    "prompt text as is (an error for prompts of several turns); model = its own (an error if it has "
+                    "none); chatml or plain = that template; none = the prompt text as is. The reward model scores "
+                    "prompt + answer in the template it was trained with (a reward run saves it), else in this one.")
     sampling: Sampling = Field(default_factory=lambda: Sampling(temperature=1.0, top_k=0, top_p=1.0,
                                                                 max_new_tokens=32), title="Sampling")
     ppo: PPOSettings = Field(default_factory=PPOSettings, title="PPO")
@@ -89,3 +95,16 @@ class PPOSpec(StrictModel):
     evaluation: TaskEvaluation = Field(default_factory=TaskEvaluation, title="Evaluation")
     resources: Resources = Field(default_factory=Resources, title="Resources")
     seed: int = Field(0, ge=0, le=2**32 - 1, title="Seed", description="Seed for prompts, sampling and data order.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PPOSpec:
+        if not self.sampling.do_sample:
+            raise ValueError("sampling.do_sample is false: PPO learns from answers drawn from the policy, and greedy "
+                             "decoding gives one fixed answer per prompt; set sampling.do_sample: true")
+        if self.ppo.minibatches > self.train.rollout_batch_size:
+            raise ValueError(f"ppo.minibatches ({self.ppo.minibatches}) is more than train.rollout_batch_size "
+                             f"({self.train.rollout_batch_size}): a minibatch needs at least one answer; lower "
+                             f"ppo.minibatches or raise train.rollout_batch_size")
+        if self.resources.gpus > 1 or self.resources.nodes > 1:
+            raise ValueError("PPO runs in one process on one device: set resources.gpus and resources.nodes to 1")
+        return self

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from engine.generate_specs import PromptSource, Sampling
 from engine.rlhf_specs import PolicyModel, PreferenceData, RLMethod
@@ -39,8 +39,9 @@ class PolicyTraining(StrictModel):
 class TaskEvaluation(StrictModel):
     task: Literal["none", "addition", "reverse", "sort"] = Field(
         "none", title="Checkable task",
-        description="Measure the policy on held-out prompts of a built-in task (exact-answer accuracy, greedy and "
-                    "sampled) before, during and after training; none = loss and reward only.")
+        description="Measure the policy on held-out prompts of a built-in task (exact-answer accuracy of greedy "
+                    "answers, and of sampled ones where the job samples) before training, every train.eval_every "
+                    "steps and after it; none = loss and reward only.")
     examples: int = Field(100, ge=1, le=100_000, title="Held-out prompts",
                           description="Prompts of the task answered at each evaluation.")
     seed: int = Field(1234, ge=0, le=2**32 - 1, title="Held-out seed", json_schema_extra=ADVANCED,
@@ -89,9 +90,33 @@ class GRPOSpec(StrictModel):
     group_size: int = Field(4, ge=2, le=256, title="Group size", description="Answers sampled per prompt.")
     beta: float = Field(0.04, ge=0.0, le=10.0, title="KL coefficient",
                         description="Weight of the KL penalty to the reference model (0 = no reference model).")
-    sampling: Sampling = Field(default_factory=lambda: Sampling(temperature=1.0, max_new_tokens=32), title="Sampling")
+    sampling: Sampling = Field(default_factory=lambda: Sampling(temperature=1.0, max_new_tokens=32), title="Sampling",
+                               description="How each group's answers are drawn (sampling.batch_size is not used: "
+                                           "a step generates batch_size × group_size answers together).")
+    chat_template: Literal["auto", "model", "chatml", "plain", "none"] = Field(
+        "auto", title="Chat template",
+        description="How a prompt is laid out for the policy: auto = its own chat template when it has one, else the "
+                    "prompt text as is (an error for prompts of several turns); model = its own (required); chatml "
+                    "or plain = that template; none = the prompt text as is (base models that continue text).")
     method: RLMethod = Field(default_factory=RLMethod, title="Method")
     train: PolicyTraining = Field(default_factory=PolicyTraining, title="Training")
     evaluation: TaskEvaluation = Field(default_factory=TaskEvaluation, title="Evaluation")
     resources: Resources = Field(default_factory=Resources, title="Resources")
     seed: int = Field(0, ge=0, le=2**32 - 1, title="Seed", description="Seed for prompts, sampling and data order.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GRPOSpec:
+        if not self.sampling.do_sample:
+            raise ValueError("sampling.do_sample is false, but GRPO compares several sampled answers per prompt "
+                             "(greedy decoding gives a group identical answers, so nothing to learn from); set "
+                             "sampling.do_sample: true")
+        if self.reward.source == "checker" and self.prompts.sources != ["builtin:tasks"]:
+            others = ", ".join(s for s in self.prompts.sources if s != "builtin:tasks")
+            raise ValueError(f"reward.source is checker, which scores answers with the built-in task's checker, but "
+                             f"prompts.sources has {others}, whose answers it cannot check; set prompts.sources: "
+                             f"[builtin:tasks] (the task in prompts.task), or use reward.source: reward_model with "
+                             f"reward.reward_model")
+        if self.reward.source == "reward_model" and not self.reward.reward_model:
+            raise ValueError("reward.source is reward_model but reward.reward_model is empty; give a reward run id or "
+                             "its model folder, or use reward.source: checker with builtin:tasks prompts")
+        return self

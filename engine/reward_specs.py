@@ -32,6 +32,9 @@ class RewardTraining(StrictModel):
         None, ge=0.0, title="Reward centring", json_schema_extra=ADVANCED,
         description="Coefficient of a penalty keeping scores centred on zero (TRL's center_rewards_coefficient); "
                     "empty = off.")
+    gradient_checkpointing: bool = Field(False, title="Gradient checkpointing", json_schema_extra=ADVANCED,
+                                         description="Recompute activations in the backward pass: less memory, "
+                                                     "about a third slower.")
     eval_every: int = Field(50, ge=1, title="Evaluate every",
                             description="Steps between measurements of pairwise accuracy and margin on held-out pairs.")
     checkpoint_every: int = Field(100, ge=1, title="Checkpoint every", description="Steps between checkpoints.")

@@ -1,0 +1,144 @@
+"""Direct preference optimisation: labeled pairs (a labeling queue or preference files) → the policy
+(the SFT model, its adapter merged in) → pairs as the token ids fine-tuning uses → TRL's DPOTrainer
+(sigmoid or IPO loss, β; with LoRA or on every weight) → the policy, merged, in output/policy.
+
+The reference model is automatic: with LoRA it is the policy with its adapter switched off; with full
+training, TRL loads the start model frozen. Pairwise figures (reward accuracy and margin of the
+implicit reward) are logged for training and held-out pairs; with evaluation.task, the policy also
+answers held-out prompts of a built-in task before, during and after training.
+"""
+
+from __future__ import annotations
+
+import datasets
+from transformers import set_seed
+from trl import DPOConfig, DPOTrainer
+
+from engine.devices import Placement, resolve
+from engine.errors import DataError
+from engine.generate.models import stop_ids
+from engine.rlhf.dpo_pairs import question_of, several_turns, tokenize_pairs
+from engine.rlhf.policy_eval import TaskEvalCallback, TaskEvaluator
+from engine.rlhf.policy_events import DPO_METRICS, PolicyEventsCallback
+from engine.rlhf.policy_model import Policy, load_policy, lora_config, prompt_template, resolve_policy, save_start_model
+from engine.rlhf.policy_training import dtype_of, finish, task_accuracy_before, train, trainer_config
+from engine.rlhf.preferences import LoadedPairs, load_pairs
+from engine.runner import JobContext
+from engine.specs import DPOSpec
+
+
+def run(ctx: JobContext) -> dict:
+    spec: DPOSpec = ctx.spec
+    datasets.disable_progress_bars()
+    set_seed(spec.seed)
+    placement = resolve(spec.resources)
+    pairs = load_preferences(ctx)
+    policy, changed = load_the_policy(ctx, placement, pairs)
+    train_set, eval_set = tokenize(ctx, policy, pairs)
+    ctx.check_cancelled()
+
+    evaluator = None
+    if spec.evaluation.task != "none":
+        seen = {question_of(p) for p in pairs.train + pairs.held_out}
+        evaluator = TaskEvaluator(spec.evaluation, policy.tokenizer, policy.template, policy.stops, exclude=seen,
+                                  seed=spec.seed)
+    before = task_accuracy_before(ctx, policy.model, evaluator)
+    if spec.method.name == "full" and changed:
+        # TRL loads the frozen reference of full training from the policy's folder, which must then
+        # hold the start model (the SFT adapter merged in), not the base model alone.
+        save_start_model(policy.model, policy.tokenizer, ctx.run.path / "reference")
+
+    trainer, events = build_trainer(ctx, placement, policy, train_set, eval_set, evaluator)
+    train(ctx, trainer)
+    final = {"train_pairs": len(train_set), "held_out_pairs": len(eval_set) if eval_set is not None else 0}
+    if eval_set is not None:
+        if trainer.state.global_step % spec.train.eval_every:
+            trainer.evaluate()  # the held-out figures of the final policy
+        final.update({k: events.last["eval"][k] for k in ("reward_accuracy", "reward_margin")})
+    else:  # no held-out pairs: the figures of the last training steps
+        final.update({f"train_{k}": events.last["train"][k] for k in ("reward_accuracy", "reward_margin")})
+    return finish(ctx, trainer, policy.tokenizer, policy.template, evaluator, before, final)
+
+
+def load_preferences(ctx: JobContext) -> LoadedPairs:
+    spec = ctx.spec
+    ctx.events.progress("data", 0, None, "pairs")
+    pairs = load_pairs(spec.data.sources, ctx.run.path.parent.parent, spec.data.eval_fraction, spec.seed)
+    for note in pairs.notes:
+        ctx.events.log("warning", note)
+    ctx.events.log("info", f"Preferences: {len(pairs.train):,} training and {len(pairs.held_out):,} held-out pairs "
+                           f"from {', '.join(spec.data.sources)}.")
+    return pairs
+
+
+def load_the_policy(ctx: JobContext, placement: Placement, pairs: LoadedPairs) -> tuple[Policy, bool]:
+    spec = ctx.spec
+    choice = resolve_policy(spec.model, ctx.run.path.parent.parent)
+    ctx.events.progress("model", 0, None, "model")
+    ctx.events.log("info", f"DPO of {choice.description} ({spec.loss_type} loss, β {spec.beta}, {spec.method.name}) "
+                           f"on {placement.device} in {placement.precision}.")
+    model, tokenizer, changed = load_policy(choice, placement.device, dtype_of(placement), ctx.events.log)
+    template = prompt_template(tokenizer, spec.data.chat_template, several_turns(pairs.train + pairs.held_out),
+                               "data.chat_template", choice.label, ctx.events.log)
+    return Policy(model, tokenizer, choice, template, stop_ids(model, tokenizer, template)), changed
+
+
+def tokenize(ctx: JobContext, policy: Policy, pairs: LoadedPairs):
+    """The train and held-out pairs as token ids (None for no held-out pairs)."""
+    spec = ctx.spec
+
+    def tokenized(split: list, name: str):
+        result = tokenize_pairs(split, policy.tokenizer, policy.template, spec.data.max_length)
+        if result.too_long:
+            ctx.events.log("warning", f"{result.too_long:,} {name} pairs are longer than data.max_length "
+                                      f"({spec.data.max_length} tokens; the longest has {result.longest:,}): dropped.")
+        if result.empty:
+            ctx.events.log("warning", f"{result.empty:,} {name} pairs have an empty answer: dropped.")
+        return result
+
+    train_part = tokenized(pairs.train, "training")
+    if not train_part.rows:
+        raise DataError(f"No training pair is left: {train_part.too_long} of {len(pairs.train)} are longer than "
+                        f"data.max_length ({spec.data.max_length} tokens; the longest has {train_part.longest:,}) "
+                        f"and {train_part.empty} have an empty answer.",
+                        "Raise data.max_length, or give pairs with shorter prompts and answers.")
+    eval_part = tokenized(pairs.held_out, "held-out")
+    ctx.events.metric(0, "data", {"train_pairs": len(train_part.rows), "eval_pairs": len(eval_part.rows),
+                                  "dropped": train_part.too_long + train_part.empty + eval_part.too_long
+                                  + eval_part.empty})
+    eval_set = datasets.Dataset.from_list(eval_part.rows) if eval_part.rows else None
+    return datasets.Dataset.from_list(train_part.rows), eval_set
+
+
+class RenderedPairsDPOTrainer(DPOTrainer):
+    """DPOTrainer on pairs already tokenized by engine.rlhf.dpo_pairs (see there why): TRL's own
+    preparation would tokenize conversations again, differently."""
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        return dataset
+
+
+def build_trainer(ctx: JobContext, placement: Placement, policy: Policy, train_set, eval_set,
+                  evaluator: TaskEvaluator | None) -> tuple[DPOTrainer, PolicyEventsCallback]:
+    spec, train = ctx.spec, ctx.spec.train
+    args = DPOConfig(
+        beta=spec.beta,
+        loss_type=[spec.loss_type],
+        max_length=spec.data.max_length,
+        per_device_train_batch_size=train.batch_size,
+        per_device_eval_batch_size=train.batch_size,
+        **trainer_config(ctx, placement, has_eval=eval_set is not None),
+    )
+    parameters = sum(p.numel() for p in policy.model.parameters())
+    events = PolicyEventsCallback(ctx, DPO_METRICS, train.batch_size * train.gradient_accumulation, parameters)
+    callbacks = [events]
+    if evaluator is not None:
+        callbacks.append(TaskEvalCallback(ctx, evaluator, train.eval_every))
+    trainer = RenderedPairsDPOTrainer(model=policy.model, args=args, train_dataset=train_set, eval_dataset=eval_set,
+                                      processing_class=policy.tokenizer, callbacks=callbacks,
+                                      peft_config=lora_config(spec.method, policy.model))
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    reference = "the policy with its adapter off" if spec.method.name == "lora" else "the frozen start model"
+    ctx.events.log("info", f"{trainable:,} trainable parameters of {parameters:,} ({trainable / parameters:.2%}); "
+                           f"reference: {reference}.")
+    return trainer, events

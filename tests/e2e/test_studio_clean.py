@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 
 from studio.widgets.clean_steps import CLEANING_STEPS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread_engines")]
 
 WORDS = ("the of and to in that with have be is for on as by this it from at an are was which not or data model "
          "parser returns value list error file name buffer stream token record index handler queue builder reader "

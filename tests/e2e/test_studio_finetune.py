@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread_engines")]
 
 WORDS = ("reverse the order of the words sort add numbers apple sky key snow cold hat tree river stone "
          "0 1 2 3 4 5 6 7 8 9 + = user assistant system").split()

@@ -15,7 +15,7 @@ from tests.engine.conftest import tiny_spec
 
 from tests.e2e.conftest import write_corpus
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread_engines")]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 
 from tests.e2e.conftest import write_corpus
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread_engines")]
 
 
 @pytest.fixture

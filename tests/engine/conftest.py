@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -104,3 +107,64 @@ def corpus_file(tmp_path_factory) -> Path:
             sentences = [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}." for _ in range(6)]
             f.write(json.dumps({"text": " ".join(sentences)}) + "\n")
     return path
+
+
+# --- helpers for modules that run many engine processes ----------------------------------------
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+"""Environment for engine processes of tiny models that share a small machine with each other (or with
+the studio, or other work): one torch thread each. torch's default pool (a thread per core, spinning
+at barriers) collapses when the cores are busy elsewhere: on a loaded 2-core machine, 100 steps of
+tiny_spec's llama took 50-75 s with it and 3 s with one thread. What the engine does does not depend
+on it, only how fast."""
+
+
+def one_thread(engine: Engine) -> Engine:
+    """`engine`, its processes running torch with one thread (see ONE_THREAD)."""
+    engine.env.update(ONE_THREAD)
+    return engine
+
+
+def selected_tests(request) -> set[str]:
+    """The names (`test_x`, `test_x[param]`) of the tests of the requesting module this session runs:
+    a module's RunPool starts only the runs of its selected tests."""
+    return {item.name for item in request.session.items if getattr(item, "module", None) is request.module}
+
+
+class RunPool:
+    """Engine commands started ahead of the tests that read them, a few at a time (each in its own
+    workspace), so that a module's many short runs, each mostly interpreter and torch start-up, overlap.
+
+    `submit(key, job)` queues `job(engine)`; `result(key)` waits for what it returned (or raises what
+    it raised) in the test that reads it. Submit in the order the tests read, so that each test finds
+    its run finished or under way. A job runs in a worker thread: it should write its inputs and run
+    the engine, nothing more; `prepare(engine)`, when given, runs first in the caller's thread (for
+    work that imports libraries in this process). Every engine gets ONE_THREAD: the runs share the
+    cores."""
+
+    def __init__(self, root: Path, workers: int | None = None):
+        self.root = root
+        self.workers = workers or max(2, min(4, (os.cpu_count() or 2) // 2))
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="engine-run")
+        self._futures: dict[str, Future] = {}
+
+    def engine(self, key: str) -> Engine:
+        workspace = self.root / re.sub(r"[^A-Za-z0-9_.-]+", "-", key)
+        workspace.mkdir(parents=True)
+        return one_thread(Engine(workspace))
+
+    def submit(self, key: str, job: Callable[[Engine], object],
+               prepare: Callable[[Engine], None] | None = None) -> None:
+        assert key not in self._futures, key
+        engine = self.engine(key)
+        if prepare is not None:
+            prepare(engine)
+        self._futures[key] = self._executor.submit(job, engine)
+
+    def result(self, key: str, timeout: float = 600):
+        if key not in self._futures:
+            raise KeyError(f"no run {key!r} was started: the module's plan names no selected test for it")
+        return self._futures[key].result(timeout=timeout)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,5 +1,8 @@
 """The clean job through the real engine process: outputs, fates, the report, the dry run, the demo
-stage, and bad input (broken lines, missing fields, binary files, mixed encodings, empty input)."""
+stage, and bad input (broken lines, missing fields, binary files, mixed encodings, empty input).
+
+The module's runs are started ahead of their tests by a RunPool, side by side (each is mostly
+interpreter start-up); each test checks its own run. The cancel test runs its engine itself."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import pytest
 
 from engine.data.sources import load_documents
 from engine.specs import DataSpec
+from tests.engine.conftest import Engine, RunPool, selected_tests
 
 WORDS = ("the of and to in that with have be is for on as by this it from at an are was which not or "
          "data model parser returns value list error file name buffer stream token record index "
@@ -26,9 +30,9 @@ def prose(rng: random.Random, sentences: int = 8) -> str:
     return " ".join(out)
 
 
-@pytest.fixture
-def dirty_corpus(tmp_path) -> dict:
-    """A JSONL file with planted problems, and what each line is."""
+@pytest.fixture(scope="module")
+def dirty_corpus(tmp_path_factory) -> dict:
+    """A JSONL file with planted problems, and what each line is (read only: the module's runs share it)."""
     rng = random.Random(1)
     docs = [prose(rng) for _ in range(40)]
     original = docs[3]
@@ -42,7 +46,7 @@ def dirty_corpus(tmp_path) -> dict:
     lines.append("{not json")                                                      # line 45: broken
     lines.append(json.dumps({"body": "no text field here"}))                       # line 46: missing field
     lines.append(json.dumps({"text": prose(rng).replace("the", "thé", 3).encode().decode("latin-1")}))  # 47 mojibake
-    path = tmp_path / "dirty.jsonl"
+    path = tmp_path_factory.mktemp("dirty") / "dirty.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {"path": path, "near": "dirty.jsonl:41", "near_of": "dirty.jsonl:4", "exact": "dirty.jsonl:42",
             "exact_of": "dirty.jsonl:8", "short": "dirty.jsonl:43", "pii": "dirty.jsonl:44",
@@ -55,12 +59,89 @@ def clean_spec(*sources: str, **sections) -> dict:
     return spec
 
 
-def run_clean(engine, spec: dict) -> tuple[Path, list[dict]]:
-    result = engine.run("run", str(engine.write_spec(spec)), "--json")
+def start_run(make_spec):
+    """A RunPool job: write the inputs and the spec that `make_spec(workspace)` gives, then run it."""
+    def job(engine: Engine):
+        return engine, engine.run("run", str(engine.write_spec(make_spec(engine.workspace))), "--json")
+    return job
+
+
+def run_clean(engine, result) -> tuple[Path, list[dict]]:
     assert result.returncode == 0, result.stderr[-3000:]
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert events[-1]["status"] == "completed", events[-1]
     return engine.only_run(), events
+
+
+# Each bad input, and what the run's error must say about it.
+BAD_INPUTS = {"missing-field": "no field 'text' (fields: 'content', 'meta')", "empty": "The input is empty",
+              "binary-only": "binary file", "no-such-file": "does not exist"}
+
+
+def bad_input(workspace: Path, case: str) -> Path:
+    """The input file of a bad-input case (written, but for no-such-file)."""
+    if case == "missing-field":
+        path = workspace / "a.jsonl"
+        path.write_text('{"content": "x", "meta": 1}\n', encoding="utf-8")
+    elif case == "empty":
+        path = workspace / "empty.jsonl"
+        path.write_text("\n\n", encoding="utf-8")
+    elif case == "binary-only":
+        path = workspace / "image.txt"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
+    else:
+        path = workspace / "missing.jsonl"
+    return path
+
+
+def mixed_folder_spec(workspace: Path) -> dict:
+    rng = random.Random(5)
+    folder = workspace / "mixed"
+    folder.mkdir()
+    latin = prose(rng) + " Café crème, naïve façade."
+    lines = [json.dumps({"text": prose(rng)}, ensure_ascii=False).encode() for _ in range(3)]
+    lines.append(json.dumps({"text": latin}, ensure_ascii=False).encode("latin-1"))  # one line in Latin-1
+    (folder / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (folder / "b.txt").write_bytes("\ufeff".encode() + prose(rng).encode())           # UTF-8 with a BOM
+    (folder / "c.txt").write_bytes(prose(rng).encode("utf-16"))                       # UTF-16 with its BOM
+    (folder / "d.txt").write_bytes(b"\x00\x01\x02\xff" * 500)                          # binary
+    return clean_spec(str(folder), exact_dedup={"enabled": False}, near_dedup={"enabled": False})
+
+
+def planned_runs(dirty: Path) -> list[tuple]:
+    """(test, key, job) in the order of the tests below."""
+    from engine.demo import demo_clean_spec_data
+
+    broken_stop = clean_spec(str(dirty), input={"sources": [str(dirty)], "on_bad_record": "stop"})
+    planned = [
+        ("test_clean_run_writes_the_dataset_report_and_every_documents_fate", "dirty",
+         start_run(lambda workspace: clean_spec(str(dirty)))),
+        ("test_the_cleaned_dataset_feeds_the_training_corpus_loader", "dirty-jsonl",
+         start_run(lambda workspace: clean_spec(str(dirty), output={"format": "jsonl"}))),
+        ("test_broken_records_stop_the_run_when_the_spec_says_so", "broken-stop",
+         start_run(lambda workspace: broken_stop)),
+    ]
+    planned += [(f"test_bad_input_fails_with_a_message_naming_the_problem[{case}]", f"bad-{case}",
+                 start_run(lambda workspace, case=case: clean_spec(str(bad_input(workspace, case)))))
+                for case in BAD_INPUTS]
+    planned += [
+        ("test_mixed_encodings_and_a_binary_file_in_a_folder_are_repaired_or_skipped", "mixed",
+         start_run(mixed_folder_spec)),
+        ("test_the_demo_cleaning_stage_finds_the_real_duplicates_of_the_standard_library", "demo",
+         start_run(lambda workspace: demo_clean_spec_data())),
+    ]
+    return planned
+
+
+@pytest.fixture(scope="module")
+def runs(request, tmp_path_factory, dirty_corpus) -> RunPool:
+    pool = RunPool(tmp_path_factory.mktemp("clean-runs"))
+    wanted = selected_tests(request)
+    for test, key, job in planned_runs(dirty_corpus["path"]):
+        if test in wanted:
+            pool.submit(key, job)
+    yield pool
+    pool.close()
 
 
 def fate(engine, run_dir: Path, doc_id: str) -> dict:
@@ -69,8 +150,9 @@ def fate(engine, run_dir: Path, doc_id: str) -> dict:
     return json.loads(result.stdout)[0]
 
 
-def test_clean_run_writes_the_dataset_report_and_every_documents_fate(engine, dirty_corpus):
-    run_dir, events = run_clean(engine, clean_spec(str(dirty_corpus["path"])))
+def test_clean_run_writes_the_dataset_report_and_every_documents_fate(runs, dirty_corpus):
+    engine, result = runs.result("dirty")
+    run_dir, events = run_clean(engine, result)
     output = run_dir / "output"
 
     table = pq.read_table(output / "dataset" / "data-00000.parquet")
@@ -119,8 +201,8 @@ def test_clean_run_writes_the_dataset_report_and_every_documents_fate(engine, di
     assert metric["values"]["documents_in"] == 45 and metric["values"]["documents_out"] == len(rows)
 
 
-def test_the_cleaned_dataset_feeds_the_training_corpus_loader(engine, dirty_corpus):
-    run_dir, _ = run_clean(engine, clean_spec(str(dirty_corpus["path"]), output={"format": "jsonl"}))
+def test_the_cleaned_dataset_feeds_the_training_corpus_loader(runs):
+    run_dir, _ = run_clean(*runs.result("dirty-jsonl"))
     dataset = run_dir / "output" / "dataset"
     assert (dataset / "data-00000.jsonl").exists()
     loaded = load_documents(DataSpec(sources=[str(dataset)], eval_fraction=0.0), seed=0)
@@ -147,33 +229,18 @@ def test_dry_run_shows_what_each_step_would_remove_and_why(engine, dirty_corpus)
     assert "would remove" in text.stdout and "near_dedup" in text.stdout
 
 
-def test_broken_records_stop_the_run_when_the_spec_says_so(engine, dirty_corpus):
-    spec = clean_spec(str(dirty_corpus["path"]), input={"sources": [str(dirty_corpus["path"])], "on_bad_record": "stop"})
-    result = engine.run("run", str(engine.write_spec(spec)), "--json")
+def test_broken_records_stop_the_run_when_the_spec_says_so(runs):
+    engine, result = runs.result("broken-stop")
     assert result.returncode == 1
     error = json.loads(result.stdout.splitlines()[-1])["error"]
     assert "dirty.jsonl, line 45: not valid JSON" in error["message"] and "on_bad_record" in error["hint"]
     assert not (engine.only_run() / "output" / "dataset").exists()
 
 
-@pytest.mark.parametrize("case", ["missing-field", "empty", "binary-only", "no-such-file"])
-def test_bad_input_fails_with_a_message_naming_the_problem(engine, tmp_path, case):
-    if case == "missing-field":
-        path = tmp_path / "a.jsonl"
-        path.write_text('{"content": "x", "meta": 1}\n', encoding="utf-8")
-        expected = "no field 'text' (fields: 'content', 'meta')"
-    elif case == "empty":
-        path = tmp_path / "empty.jsonl"
-        path.write_text("\n\n", encoding="utf-8")
-        expected = "The input is empty"
-    elif case == "binary-only":
-        path = tmp_path / "image.txt"
-        path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
-        expected = "binary file"
-    else:
-        path = tmp_path / "missing.jsonl"
-        expected = "does not exist"
-    result = engine.run("run", str(engine.write_spec(clean_spec(str(path)))), "--json")
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_fails_with_a_message_naming_the_problem(runs, case):
+    _, result = runs.result(f"bad-{case}")
+    expected = BAD_INPUTS[case]
     if case == "no-such-file":
         assert result.returncode == 1 and expected in result.stdout
         return
@@ -182,19 +249,8 @@ def test_bad_input_fails_with_a_message_naming_the_problem(engine, tmp_path, cas
     assert expected in error["message"] and error["hint"]
 
 
-def test_mixed_encodings_and_a_binary_file_in_a_folder_are_repaired_or_skipped(engine, tmp_path):
-    rng = random.Random(5)
-    folder = tmp_path / "mixed"
-    folder.mkdir()
-    latin = prose(rng) + " Café crème, naïve façade."
-    lines = [json.dumps({"text": prose(rng)}, ensure_ascii=False).encode() for _ in range(3)]
-    lines.append(json.dumps({"text": latin}, ensure_ascii=False).encode("latin-1"))  # one line in Latin-1
-    (folder / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    (folder / "b.txt").write_bytes("\ufeff".encode() + prose(rng).encode())           # UTF-8 with a BOM
-    (folder / "c.txt").write_bytes(prose(rng).encode("utf-16"))                       # UTF-16 with its BOM
-    (folder / "d.txt").write_bytes(b"\x00\x01\x02\xff" * 500)                          # binary
-    run_dir, _ = run_clean(engine, clean_spec(str(folder), exact_dedup={"enabled": False},
-                                              near_dedup={"enabled": False}))
+def test_mixed_encodings_and_a_binary_file_in_a_folder_are_repaired_or_skipped(runs):
+    run_dir, _ = run_clean(*runs.result("mixed"))
     report = json.loads((run_dir / "output" / "report.json").read_text())
     assert report["input"]["documents"] == 6 and report["input"]["skipped"] == 1
     assert "binary" in report["input"]["skipped_examples"][0]["problem"]
@@ -203,10 +259,9 @@ def test_mixed_encodings_and_a_binary_file_in_a_folder_are_repaired_or_skipped(e
     assert any("Café crème, naïve façade." in t for t in texts)
 
 
-def test_the_demo_cleaning_stage_finds_the_real_duplicates_of_the_standard_library(engine):
-    from engine.demo import demo_clean_spec_data
-
-    run_dir, _ = run_clean(engine, demo_clean_spec_data())
+def test_the_demo_cleaning_stage_finds_the_real_duplicates_of_the_standard_library(runs):
+    engine, result = runs.result("demo")
+    run_dir, _ = run_clean(engine, result)
     report = json.loads((run_dir / "output" / "report.json").read_text())
     pairs = {(c["kept"]["id"], m["id"]) for c in report["clusters"] for m in c["members"]}
     assert ("_py_abc:ABCMeta", "abc:ABCMeta") in pairs  # exact: the pure-Python twin of abc

@@ -1,4 +1,8 @@
-"""The pretraining job through the real `studio-engine` process."""
+"""The pretraining job through the real `studio-engine` process.
+
+The runs that are only read afterwards (the example spec, the other architectures) are started
+ahead of their tests by a RunPool and train in the background while the tests that signal, kill
+and follow a run drive theirs in the foreground."""
 
 from __future__ import annotations
 
@@ -8,9 +12,52 @@ import signal
 
 import pytest
 
-from tests.engine.conftest import tiny_spec
+from tests.engine.conftest import Engine, RunPool, one_thread, selected_tests, tiny_spec
 
 pytestmark = pytest.mark.slow
+
+ARCHITECTURES = ["gpt2", "bert"]
+
+
+@pytest.fixture
+def engine(engine: Engine) -> Engine:
+    # Tiny models on a small machine shared with the background runs: one torch thread each.
+    return one_thread(engine)
+
+
+def example_spec() -> dict:
+    return tiny_spec("builtin:python-docs", **{
+        "data.max_documents": 1500, "tokenizer.train.vocab_size": 512, "train.max_steps": 60,
+        "train.checkpoint_every": 30, "train.eval_every": 30, "train.sample_every": 30})
+
+
+def architecture_spec(corpus_file, architecture: str) -> dict:
+    return tiny_spec(str(corpus_file), **{"model.architecture": architecture, "train.max_steps": 30,
+                                          "tokenizer.train.algorithm": "wordpiece" if architecture == "bert"
+                                          else "byte-bpe", "train.gradient_checkpointing": True})
+
+
+def start_run(spec: dict):
+    """A RunPool job: `run SPEC --json` in the job's workspace."""
+    def job(engine: Engine):
+        return engine, engine.run("run", str(engine.write_spec(spec)), "--json")
+    return job
+
+
+@pytest.fixture(scope="module", autouse=True)
+def runs(request, tmp_path_factory, corpus_file) -> RunPool:
+    """The example and architecture runs, one at a time in the background from the module's first test
+    on (the foreground tests, first in the module, run an engine of their own beside it)."""
+    planned = [("test_example_spec_shortened_completes_with_falling_loss", "example", start_run(example_spec()))]
+    planned += [(f"test_other_architectures_train[{a}]", a, start_run(architecture_spec(corpus_file, a)))
+                for a in ARCHITECTURES]
+    pool = RunPool(tmp_path_factory.mktemp("pretrain-runs"), workers=1)
+    wanted = selected_tests(request)
+    for test, key, job in planned:
+        if test in wanted:
+            pool.submit(key, job)
+    yield pool
+    pool.close()
 
 
 def _assert_gapless(events: list[dict]) -> None:
@@ -19,40 +66,6 @@ def _assert_gapless(events: list[dict]) -> None:
 
 def _train_losses(events):
     return [(e["step"], e["values"]["loss"]) for e in events if e["type"] == "metric" and e["split"] == "train"]
-
-
-def test_example_spec_shortened_completes_with_falling_loss(engine):
-    spec = tiny_spec("builtin:python-docs", **{
-        "data.max_documents": 1500, "tokenizer.train.vocab_size": 512, "train.max_steps": 60,
-        "train.checkpoint_every": 30, "train.eval_every": 30, "train.sample_every": 30})
-    result = engine.run("run", str(engine.write_spec(spec)), "--json")
-    assert result.returncode == 0, result.stderr[-3000:]
-    stdout_events = [json.loads(line) for line in result.stdout.splitlines()]  # every stdout line is an event
-    run_dir = engine.only_run()
-    events = engine.events(run_dir)
-    assert stdout_events == events
-    _assert_gapless(events)
-    assert events[0]["type"] == "started" and events[-1]["type"] == "finished"
-    assert events[-1]["status"] == "completed"
-    losses = [loss for _, loss in _train_losses(events)]
-    assert len(losses) >= 10 and losses[-1] < losses[0] - 0.5  # well below the uniform ln(vocab)
-    eval_metrics = [e["values"] for e in events if e["type"] == "metric" and e["split"] == "eval"]
-    assert eval_metrics and eval_metrics[-1]["perplexity"] > 1
-    assert any(e["type"] == "sample" and e["prompt"] == "Return the " for e in events)
-    assert any(e["type"] == "progress" and e["eta_s"] is not None for e in events)
-    train_values = _train_losses(events) and [e for e in events if e["type"] == "metric"][0]["values"]
-    assert {"lr", "grad_norm", "tokens_per_s", "memory_mb"} <= set(train_values)
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    model_dir = run_dir / "output" / "model"
-    assert (model_dir / "model.safetensors").exists() and (model_dir / "README.md").exists()
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    out = model.generate(**tokenizer("Return the ", return_tensors="pt"), max_new_tokens=5, do_sample=False)
-    assert out.shape[1] > 1
-    assert "eval_loss" in (model_dir / "README.md").read_text()
-    status = json.loads((run_dir / "status.json").read_text())
-    assert status["state"] == "completed" and status["last_seq"] == events[-1]["seq"]
 
 
 def test_sigint_checkpoints_then_resume_continues_steps_and_curve(engine, corpus_file):
@@ -108,20 +121,24 @@ def test_kill_9_then_resume_loses_at_most_one_interval_and_matches_an_uninterrup
 
     show = engine.run("show", run_dir.name, "--json")
     assert json.loads(show.stdout)["state"] == "failed"  # dead pid, no finished event
-    result = engine.run("resume", run_dir.name, "--json")
-    assert result.returncode == 0, result.stderr[-3000:]
-    events = engine.events(run_dir)
-    _assert_gapless(events)
-    resumed_from = [e for e in events if e["type"] == "started"][-1]["resumed_from_step"]
-    assert reached - resumed_from <= 20 + 5  # one checkpoint interval (+ the interval between metric events)
-    assert events[-1]["status"] == "completed"
-    assert len(list((run_dir / "checkpoints").iterdir())) <= 3  # keep_checkpoints (default 3)
+    # The uninterrupted reference run of the same spec trains beside the resume.
+    reference = engine.popen("run", str(engine.write_spec(spec, "reference.yaml")), "--json", "--run-id", "reference",
+                             capture=False)
+    try:
+        result = engine.run("resume", run_dir.name, "--json")
+        assert result.returncode == 0, result.stderr[-3000:]
+        events = engine.events(run_dir)
+        _assert_gapless(events)
+        resumed_from = [e for e in events if e["type"] == "started"][-1]["resumed_from_step"]
+        assert reached - resumed_from <= 20 + 5  # one checkpoint interval (+ the interval between metric events)
+        assert events[-1]["status"] == "completed"
+        assert len(list((run_dir / "checkpoints").iterdir())) <= 3  # keep_checkpoints (default 3)
 
-    # Exact resume: model, optimizer, schedule, RNG and data position all restored, so the resumed
-    # run's losses are those of the same spec trained without interruption.
-    reference = engine.run("run", str(engine.write_spec(spec, "reference.yaml")), "--json",
-                           "--run-id", "reference")
-    assert reference.returncode == 0
+        # Exact resume: model, optimizer, schedule, RNG and data position all restored, so the resumed
+        # run's losses are those of the same spec trained without interruption.
+        assert reference.wait(timeout=240) == 0, (engine.workspace / "runs" / "reference" / "engine.log").read_text()
+    finally:
+        reference.kill()
     expected = dict(_train_losses(engine.events(engine.workspace / "runs" / "reference")))
     after_restart = events[events.index([e for e in events if e["type"] == "started"][-1]):]
     resumed = dict(_train_losses(after_restart))
@@ -147,12 +164,40 @@ def test_detached_run_can_be_followed_and_cancelled(engine, corpus_file):
     assert listing[0]["state"] == "cancelled" and listing[0]["checkpoints"]
 
 
-@pytest.mark.parametrize("architecture", ["gpt2", "bert"])
-def test_other_architectures_train(engine, corpus_file, architecture):
-    spec = tiny_spec(str(corpus_file), **{"model.architecture": architecture, "train.max_steps": 30,
-                                          "tokenizer.train.algorithm": "wordpiece" if architecture == "bert"
-                                          else "byte-bpe", "train.gradient_checkpointing": True})
-    result = engine.run("run", str(engine.write_spec(spec)), "--json")
+def test_example_spec_shortened_completes_with_falling_loss(runs):
+    engine, result = runs.result("example")
+    assert result.returncode == 0, result.stderr[-3000:]
+    stdout_events = [json.loads(line) for line in result.stdout.splitlines()]  # every stdout line is an event
+    run_dir = engine.only_run()
+    events = engine.events(run_dir)
+    assert stdout_events == events
+    _assert_gapless(events)
+    assert events[0]["type"] == "started" and events[-1]["type"] == "finished"
+    assert events[-1]["status"] == "completed"
+    losses = [loss for _, loss in _train_losses(events)]
+    assert len(losses) >= 10 and losses[-1] < losses[0] - 0.5  # well below the uniform ln(vocab)
+    eval_metrics = [e["values"] for e in events if e["type"] == "metric" and e["split"] == "eval"]
+    assert eval_metrics and eval_metrics[-1]["perplexity"] > 1
+    assert any(e["type"] == "sample" and e["prompt"] == "Return the " for e in events)
+    assert any(e["type"] == "progress" and e["eta_s"] is not None for e in events)
+    train_values = _train_losses(events) and [e for e in events if e["type"] == "metric"][0]["values"]
+    assert {"lr", "grad_norm", "tokens_per_s", "memory_mb"} <= set(train_values)
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model_dir = run_dir / "output" / "model"
+    assert (model_dir / "model.safetensors").exists() and (model_dir / "README.md").exists()
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    out = model.generate(**tokenizer("Return the ", return_tensors="pt"), max_new_tokens=5, do_sample=False)
+    assert out.shape[1] > 1
+    assert "eval_loss" in (model_dir / "README.md").read_text()
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "completed" and status["last_seq"] == events[-1]["seq"]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_other_architectures_train(runs, architecture):
+    engine, result = runs.result(architecture)
     assert result.returncode == 0, result.stderr[-3000:]
     events = engine.events(engine.only_run())
     assert events[-1]["status"] == "completed"

@@ -1,5 +1,8 @@
 """The tokenizer job through the real engine process: each algorithm, the saved folder, the report,
-comparisons, exact byte-level round trips, and bad input."""
+comparisons, exact byte-level round trips, and bad input.
+
+The module's runs are started ahead of their tests by a RunPool, side by side (each is mostly
+interpreter start-up); each test checks its own run."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
+
+from tests.engine.conftest import Engine, RunPool, selected_tests
 
 CONVERSATION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a parser."},
                 {"role": "assistant", "content": "The decoder."}]
@@ -32,16 +37,21 @@ def tokenizer_spec(corpus, **sections) -> dict:
     return spec
 
 
-def run_ok(engine, spec: dict) -> tuple[Path, list[dict]]:
-    result = engine.run("run", str(engine.write_spec(spec)), "--json")
+def start_run(make_spec):
+    """A RunPool job: write the inputs and the spec that `make_spec(workspace)` gives, then run it."""
+    def job(engine: Engine):
+        return engine, engine.run("run", str(engine.write_spec(make_spec(engine.workspace))), "--json")
+    return job
+
+
+def run_ok(engine, result) -> tuple[Path, list[dict]]:
     assert result.returncode == 0, result.stderr[-3000:]
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert events[-1]["status"] == "completed"
     return engine.only_run(), events
 
 
-def failure(engine, spec: dict) -> dict:
-    result = engine.run("run", str(engine.write_spec(spec)), "--json")
+def failure(engine, result) -> dict:
     assert result.returncode == 1, result.stderr[-2000:]
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert events[-1]["type"] == "finished" and events[-1]["status"] == "failed"
@@ -49,13 +59,74 @@ def failure(engine, spec: dict) -> dict:
     return events[-1]["error"]
 
 
+def algorithm_spec(corpus, algorithm: str) -> dict:
+    return tokenizer_spec(corpus, tokenizer={"algorithm": algorithm, "vocab_size": 600}, chat=CASES[algorithm][0],
+                          pre_tokenization={"split_digits": True})
+
+
+def write_comparison_tokenizer(corpus_file: Path, engine: Engine) -> None:
+    """A saved byte-bpe tokenizer of another size, for the byte-level run to compare with."""
+    from engine.data.tokenizer_training import train_tokenizer
+    from engine.specs import TokenizerTraining
+
+    texts = [json.loads(line)["text"] for line in corpus_file.read_text().splitlines()]
+    other = engine.workspace / "small-bpe"
+    train_tokenizer(texts, TokenizerTraining(algorithm="byte-bpe", vocab_size=300), 128, "clm").save_pretrained(other)
+
+
+def empty_corpus_spec(workspace: Path) -> dict:
+    path = workspace / "empty.jsonl"
+    path.write_text('{"text": ""}\n{"text": "  "}\n')
+    return tokenizer_spec(path)
+
+
+BAD_TEMPLATE = "{% for m in messages %}{{ m['content'] }}{% endfor %}{{ raise_exception('no system role') }}"
+
+
+def many_scripts_spec(workspace: Path) -> dict:
+    path = workspace / "many-scripts.txt"
+    path.write_text("".join(chr(c) for c in range(0x4E00, 0x4E00 + 400)) + " Ωμέγα ", encoding="utf-8")
+    return tokenizer_spec(path, tokenizer={"algorithm": "wordpiece", "vocab_size": 300},
+                          data={"sources": [str(path)], "eval_fraction": 0.0})
+
+
+def planned_runs(corpus_file: Path) -> list[tuple]:
+    """(tests that read it, key, job[, prepare]) in the order of the tests below."""
+    planned = [((f"test_each_algorithm_saves_a_tokenizer_with_specials_chat_template_and_report[{a}]",), a,
+                start_run(lambda workspace, a=a: algorithm_spec(corpus_file, a))) for a in CASES]
+    planned += [
+        (("test_report_table_lists_the_comparison_tokenizer", "test_byte_level_tokenizer_round_trips_any_unicode"),
+         "byte-level", start_run(lambda workspace: tokenizer_spec(
+             corpus_file, report={"compare_with": [str(workspace / "small-bpe")], "sample_documents": 100})),
+         lambda engine: write_comparison_tokenizer(corpus_file, engine)),
+        (("test_empty_corpus_fails_naming_the_field",), "empty", start_run(empty_corpus_spec)),
+        (("test_chat_template_that_does_not_render_fails_before_training",), "bad-template",
+         start_run(lambda workspace: tokenizer_spec(corpus_file, chat={"template": "custom",
+                                                                       "custom_template": BAD_TEMPLATE}))),
+        (("test_vocabulary_smaller_than_the_corpus_alphabet_fails_naming_the_field",), "small-vocab",
+         start_run(many_scripts_spec)),
+        (("test_missing_comparison_tokenizer_fails_naming_the_field",), "missing-comparison",
+         start_run(lambda workspace: tokenizer_spec(corpus_file, report={"compare_with": [str(workspace / "nope")]}))),
+    ]
+    return planned
+
+
+@pytest.fixture(scope="module")
+def runs(request, tmp_path_factory, corpus_file) -> RunPool:
+    pool = RunPool(tmp_path_factory.mktemp("tokenizer-runs"))
+    wanted = selected_tests(request)
+    for tests, key, *job in planned_runs(corpus_file):
+        if wanted.intersection(tests):
+            pool.submit(key, *job)
+    yield pool
+    pool.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", list(CASES))
-def test_each_algorithm_saves_a_tokenizer_with_specials_chat_template_and_report(engine, corpus_file, algorithm):
-    chat, marker = CASES[algorithm]
-    spec = tokenizer_spec(corpus_file, tokenizer={"algorithm": algorithm, "vocab_size": 600}, chat=chat,
-                          pre_tokenization={"split_digits": True})
-    run_dir, events = run_ok(engine, spec)
+def test_each_algorithm_saves_a_tokenizer_with_specials_chat_template_and_report(runs, algorithm):
+    _, marker = CASES[algorithm]
+    run_dir, events = run_ok(*runs.result(algorithm))
 
     folder = run_dir / "output" / "tokenizer"
     artifacts = {e["kind"]: e for e in events if e["type"] == "artifact"}
@@ -88,20 +159,11 @@ def test_each_algorithm_saves_a_tokenizer_with_specials_chat_template_and_report
 
 
 @pytest.fixture(scope="module")
-def byte_level_run(tmp_path_factory, corpus_file):
+def byte_level_run(runs):
     """One byte-bpe run (NFC off, the default) compared with a saved byte-bpe tokenizer of another size."""
-    from engine.data.tokenizer_training import train_tokenizer
-    from engine.specs import TokenizerTraining
-    from tests.engine.conftest import Engine
-
-    texts = [json.loads(line)["text"] for line in corpus_file.read_text().splitlines()]
-    other = tmp_path_factory.mktemp("other") / "small-bpe"
-    train_tokenizer(texts, TokenizerTraining(algorithm="byte-bpe", vocab_size=300), 128, "clm").save_pretrained(other)
-    workspace = tmp_path_factory.mktemp("ws")
-    engine = Engine(workspace)
-    run_dir, events = run_ok(engine, tokenizer_spec(corpus_file, report={"compare_with": [str(other)],
-                                                                                "sample_documents": 100}))
-    return run_dir, events, str(other)
+    engine, result = runs.result("byte-level")
+    run_dir, events = run_ok(engine, result)
+    return run_dir, events, str(engine.workspace / "small-bpe")
 
 
 @pytest.mark.slow
@@ -138,17 +200,15 @@ def _loaded(run_dir: Path):
 
 
 @pytest.mark.slow
-def test_empty_corpus_fails_naming_the_field(engine, tmp_path):
-    path = tmp_path / "empty.jsonl"
-    path.write_text('{"text": ""}\n{"text": "  "}\n')
-    error = failure(engine, tokenizer_spec(path))
+def test_empty_corpus_fails_naming_the_field(runs):
+    error = failure(*runs.result("empty"))
     assert "empty" in error["message"] and "data.text_field" in error["hint"]
 
 
 @pytest.mark.slow
-def test_chat_template_that_does_not_render_fails_before_training(engine, corpus_file):
-    bad = "{% for m in messages %}{{ m['content'] }}{% endfor %}{{ raise_exception('no system role') }}"
-    error = failure(engine, tokenizer_spec(corpus_file, chat={"template": "custom", "custom_template": bad}))
+def test_chat_template_that_does_not_render_fails_before_training(runs):
+    engine, result = runs.result("bad-template")
+    error = failure(engine, result)
     assert "chat.custom_template" in error["message"] and "no system role" in error["message"]
     events = engine.events(engine.only_run())
     assert not any(e["type"] == "progress" and e["stage"] == "tokenizer" for e in events)
@@ -156,18 +216,14 @@ def test_chat_template_that_does_not_render_fails_before_training(engine, corpus
 
 
 @pytest.mark.slow
-def test_vocabulary_smaller_than_the_corpus_alphabet_fails_naming_the_field(engine, tmp_path):
-    path = tmp_path / "many-scripts.txt"
-    path.write_text("".join(chr(c) for c in range(0x4E00, 0x4E00 + 400)) + " Ωμέγα ", encoding="utf-8")
-    spec = tokenizer_spec(path, tokenizer={"algorithm": "wordpiece", "vocab_size": 300},
-                          data={"sources": [str(path)], "eval_fraction": 0.0})
-    error = failure(engine, spec)
+def test_vocabulary_smaller_than_the_corpus_alphabet_fails_naming_the_field(runs):
+    error = failure(*runs.result("small-vocab"))
     assert "tokenizer.vocab_size" in error["message"] and "alphabet" in error["message"]
 
 
 @pytest.mark.slow
-def test_missing_comparison_tokenizer_fails_naming_the_field(engine, corpus_file, tmp_path):
-    error = failure(engine, tokenizer_spec(corpus_file, report={"compare_with": [str(tmp_path / "nope")]}))
+def test_missing_comparison_tokenizer_fails_naming_the_field(runs):
+    error = failure(*runs.result("missing-comparison"))
     assert "report.compare_with[0]" in error["message"] and "nope" in error["message"]
 
 

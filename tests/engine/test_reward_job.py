@@ -1,0 +1,282 @@
+"""The reward job through the real engine process: a tiny llama learns which answer is preferred
+(held-out pairwise accuracy from chance to ≥ 0.9, measured at step 0 and live), its reward model
+loads with AutoModelForSequenceClassification alone and ranks new pairs; LoRA on top of an SFT
+adapter, from a checker-labeled queue, cancelled and resumed; and bad input named clearly.
+
+Engine runs are few (each one loads torch, transformers and TRL) and start ahead of their tests in a
+RunPool, side by side; the checks that need no process call the engine's functions directly."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.engine.conftest import Engine, RunPool, selected_tests
+
+WORDS = ["apple", "bird", "blue", "boat", "book", "cake", "cat", "cloud", "cup", "dog", "door", "fish", "hat",
+         "hill", "home", "key", "lake", "milk", "moon", "pen", "rain", "road", "sea", "ship", "sky", "star", "sun",
+         "tea", "town", "tree"]
+
+
+def marker_pairs(count: int, seed: int) -> list[dict]:
+    """Prompt, chosen, rejected: the chosen answer has the word "good" among random words, the rejected
+    one "bad" among other random words. A random head ranks them by chance; the rule is easy to learn."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(count):
+        chosen, rejected = rng.sample(WORDS, 3), rng.sample(WORDS, 3)
+        chosen.insert(rng.randint(0, 3), "good")
+        rejected.insert(rng.randint(0, 3), "bad")
+        pairs.append({"prompt": f"Tell me about the {' '.join(rng.sample(WORDS, 2))}.",
+                      "chosen": " ".join(chosen), "rejected": " ".join(rejected)})
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> SimpleNamespace:
+    """A tiny llama (~46k parameters) with a byte-level tokenizer that has a chatml template, a LoRA
+    adapter for it (the "SFT run"), a preference file, and a file that is not one."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from engine.data.tokenizer_training import train_tokenizer
+    from engine.specs import CHAT_PRESETS, TokenizerTraining
+
+    root = tmp_path_factory.mktemp("reward-models")
+    texts = [f"Tell me about the {' '.join(random.Random(i).sample(WORDS, 6))} good bad" for i in range(300)]
+    tokenizer = train_tokenizer(texts, TokenizerTraining(algorithm="byte-bpe", vocab_size=400, min_frequency=1), 256,
+                                extra_specials=["<|im_start|>", "<|im_end|>"])
+    tokenizer.chat_template = CHAT_PRESETS["chatml"][0]
+
+    def model():
+        torch.manual_seed(0)
+        return AutoModelForCausalLM.from_config(LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, max_position_embeddings=256, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+
+    base = root / "base"
+    model().save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    sft = model()
+    sft.name_or_path = str(base)  # what PEFT records as the adapter's base model
+    # Random A and B (not the usual B = 0), so that merging the adapter changes the weights.
+    lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(sft, lora).save_pretrained(root / "adapter")
+
+    prefs = root / "prefs.jsonl"
+    rows = marker_pairs(200, seed=0)
+    rows += [{"prompt": "Tell me everything.", "chosen": " ".join(["good"] + WORDS * 2), "rejected": "bad"}] * 3
+    prefs.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    not_prefs = root / "answers.jsonl"
+    not_prefs.write_text("".join(json.dumps({"prompt": r["prompt"], "answer": r["chosen"]}) + "\n" for r in rows[:5]),
+                         encoding="utf-8")
+    return SimpleNamespace(base=base, adapter=root / "adapter", prefs=prefs, not_prefs=not_prefs)
+
+
+def reward_spec(tiny: SimpleNamespace, **overrides) -> dict:
+    spec = {"kind": "reward", "name": "rm", "model": {"path": str(tiny.base)},
+            "data": {"sources": [str(tiny.prefs)], "eval_fraction": 0.2, "max_length": 48},
+            "method": {"name": "full"},
+            "train": {"max_steps": 15, "batch_size": 8, "learning_rate": 3e-3, "warmup_steps": 2, "eval_every": 5,
+                      "checkpoint_every": 15, "log_every": 5},
+            "resources": {"device": "cpu"}}
+    for dotted, value in overrides.items():
+        node = spec
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return spec
+
+
+def eval_points(events: list[dict]) -> list[tuple[int, dict]]:
+    return [(e["step"], e["values"]) for e in events
+            if e["type"] == "metric" and e["split"] == "eval" and "pairwise_accuracy" in e["values"]]
+
+
+def scores(folder: Path, pairs: list[dict]) -> list[tuple[float, float]]:
+    """(score of chosen, score of rejected) by the saved reward model, loaded with transformers alone."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert model.config.num_labels == 1
+
+    def score(prompt: str, answer: str) -> float:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt},
+                                              {"role": "assistant", "content": answer}], tokenize=False)
+        with torch.no_grad():
+            return model(**tokenizer(text, return_tensors="pt")).logits[0, 0].item()
+
+    return [(score(p["prompt"], p["chosen"]), score(p["prompt"], p["rejected"])) for p in pairs]
+
+
+def checker_labeled_queue(workspace: Path, name: str, pairs: list[dict]) -> None:
+    """A labeling queue of `pairs` in the workspace's store, each item labeled by the checker (chosen wins)."""
+    from engine.labeling.store import LabelStore
+
+    store = LabelStore(workspace / "store.db")
+    store.create_queue(name)
+    store.add_items(name, [{"prompt": p["prompt"], "candidates": [p["chosen"], p["rejected"]]} for p in pairs])
+    while (task := store.next_task(name, "checker")) is not None:  # candidate 0 is the right one
+        store.add_label(task, "left" if task.shown[0] == 0 else "right", kind="checker")
+    store.close()
+
+
+def run_to_completion(spec: dict):
+    def job(engine: Engine):
+        return engine, engine.run("run", str(engine.write_spec(spec)), "--json", timeout=300)
+    return job
+
+
+def cancel_then_resume(spec: dict):
+    """Start the run, cancel it once the baseline is measured (training then stops after its first
+    step or so, with a checkpoint), and resume it."""
+    def job(engine: Engine):
+        process = engine.popen("run", str(engine.write_spec(spec)), "--json", capture=False)
+        try:
+            deadline = time.time() + 200
+            while not (engine.workspace / "runs").is_dir() or not any((engine.workspace / "runs").iterdir()):
+                assert time.time() < deadline and process.poll() is None, "the run did not start"
+                time.sleep(0.1)
+            run_dir = engine.only_run()
+            engine.wait_for(run_dir, lambda e: e["type"] == "metric" and e["split"] == "eval", timeout=200)
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=100)
+        finally:
+            process.kill()
+        cancelled = engine.events(run_dir)
+        checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("checkpoint-*"))
+        output_after_cancel = (run_dir / "output" / "reward_model").exists()
+        resumed = engine.run("resume", run_dir.name, "--json", timeout=300)
+        return SimpleNamespace(run_dir=run_dir, returncode=process.returncode, cancelled=cancelled,
+                               checkpoints=checkpoints, output_after_cancel=output_after_cancel, resumed=resumed)
+    return job
+
+
+BAD_SOURCES = ["empty-queue", "not-preferences"]
+LORA_PAIRS = marker_pairs(60, seed=1)
+
+
+def empty_queue(workspace: Path, name: str) -> None:
+    """A queue with an item and no label."""
+    from engine.labeling.store import LabelStore
+
+    store = LabelStore(workspace / "store.db")
+    store.create_queue(name)
+    store.add_items(name, [{"prompt": "Say hi.", "candidates": ["hi", "hello"]}])
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def runs(request, tmp_path_factory, tiny) -> RunPool:
+    pool = RunPool(tmp_path_factory.mktemp("reward-runs"))
+    wanted = selected_tests(request)
+    if "test_full_training_learns_the_preference_live_and_saves_a_model_that_ranks_new_pairs" in wanted:
+        pool.submit("full", run_to_completion(reward_spec(tiny)))
+    if "test_lora_on_an_sft_adapter_from_a_checker_labeled_queue_cancels_resumes_and_merges" in wanted:
+        spec = reward_spec(tiny, **{"model.adapter": str(tiny.adapter), "data.sources": ["queue:answers"],
+                                    "method": {"name": "lora", "lora": {"rank": 4, "alpha": 8}},
+                                    "train.max_steps": 30, "train.log_every": 1, "train.checkpoint_every": 1000,
+                                    "train.eval_every": 1000})
+        pool.submit("lora", cancel_then_resume(spec),
+                    prepare=lambda engine: checker_labeled_queue(engine.workspace, "answers", LORA_PAIRS))
+    if "test_bad_preferences_name_the_source_and_what_to_do[empty-queue]" in wanted:
+        pool.submit("empty-queue", run_to_completion(reward_spec(tiny, **{"data.sources": ["queue:fresh"]})),
+                    prepare=lambda engine: empty_queue(engine.workspace, "fresh"))
+    if "test_bad_preferences_name_the_source_and_what_to_do[not-preferences]" in wanted:
+        pool.submit("not-preferences", run_to_completion(reward_spec(tiny, **{"data.sources": [str(tiny.not_prefs)]})))
+    yield pool
+    pool.close()
+
+
+def test_full_training_learns_the_preference_live_and_saves_a_model_that_ranks_new_pairs(runs):
+    engine, result = runs.result("full")
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-3000:])
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    summary = events[-1]["summary"]
+    assert events[-1]["status"] == "completed", events[-1]
+
+    points = eval_points(events)
+    assert [step for step, _ in points] == [0, 5, 10, 15]  # before training, live, and at the end
+    assert all("mean_margin" in values for _, values in points)
+    assert points[0][1]["pairwise_accuracy"] < 0.8 and points[-1][1]["pairwise_accuracy"] >= 0.9
+    assert points[-1][1]["mean_margin"] > points[0][1]["mean_margin"]
+    train = [e["values"] for e in events if e["type"] == "metric" and e["split"] == "train"]
+    assert any("loss" in v for v in train) and any("pairwise_accuracy" in v for v in train)
+    assert summary["dropped"] == 3 and summary["train_pairs"] + summary["held_out_pairs"] == 200
+    assert any(e["type"] == "log" and "3 pairs are longer than data.max_length" in e["message"] for e in events)
+    assert summary["pairwise_accuracy"] >= 0.9
+    assert summary["pairwise_accuracy_before"] == points[0][1]["pairwise_accuracy"]
+
+    run_dir = engine.only_run()
+    assert (run_dir / "checkpoints" / "checkpoint-15").is_dir()
+    folder = run_dir / "output" / "reward_model"
+    assert summary["reward_model"] == str(folder) and "pairwise_accuracy" in (folder / "README.md").read_text()
+    ranked = scores(folder, marker_pairs(40, seed=99))
+    assert sum(chosen > rejected for chosen, rejected in ranked) >= 36
+
+
+def test_lora_on_an_sft_adapter_from_a_checker_labeled_queue_cancels_resumes_and_merges(runs):
+    lora = runs.result("lora")
+    assert lora.returncode == 130 and lora.cancelled[-1]["status"] == "cancelled"
+    assert len(lora.checkpoints) == 1 and not lora.output_after_cancel  # a checkpoint at the cancel, no model yet
+    stopped_at = int(lora.checkpoints[0].split("-")[1])
+    assert 1 <= stopped_at < 30
+
+    assert lora.resumed.returncode == 0, lora.resumed.stderr[-3000:]
+    events = [json.loads(line) for line in (lora.run_dir / "events.jsonl").read_text().splitlines()]
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert events[-1]["status"] == "completed"
+    assert [e for e in events if e["type"] == "started"][-1]["resumed_from_step"] == stopped_at
+    assert [step for step, _ in eval_points(events)] == [0, 30]  # no second baseline after the resume
+    summary = events[-1]["summary"]
+    assert summary["train_pairs"] + summary["held_out_pairs"] == 60 and summary["trainable_parameters"] < 10_000
+    assert any("+ adapter" in e.get("message", "") for e in events if e["type"] == "log")
+    folder = lora.run_dir / "output" / "reward_model"
+    assert not (folder / "adapter_config.json").exists()  # merged: one plain model folder
+    assert len(scores(folder, LORA_PAIRS[:2])) == 2
+
+
+@pytest.mark.parametrize("case", BAD_SOURCES)
+def test_bad_preferences_name_the_source_and_what_to_do(runs, tiny, case):
+    _, result = runs.result(case)
+    assert result.returncode == 1, (result.stdout[-2000:], result.stderr[-2000:])
+    error = json.loads(result.stdout.splitlines()[-1])["error"]
+    text = error["message"] + " " + error["hint"]
+    expected = (("No preference pairs in queue:fresh", "Label") if case == "empty-queue"
+                else (str(tiny.not_prefs), "chosen"))
+    assert error["type"] == "data_error" and all(part in text for part in expected), text
+
+
+def test_chat_template_auto_lays_out_one_turn_plainly_and_refuses_several_turns_without_a_template(tiny):
+    from transformers import AutoTokenizer
+
+    from engine.errors import TokenizerError
+    from engine.rlhf.preferences import Pair
+    from engine.rlhf.reward_data import conversation_ids, reward_template
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny.base)
+    tokenizer.chat_template = None
+    one = Pair([{"role": "user", "content": "Hi?"}], [{"role": "assistant", "content": "good"}],
+               [{"role": "assistant", "content": "bad"}], "prefs.jsonl, line 1")
+    template, added = reward_template(tokenizer, "auto", [one])
+    assert added == 0 and tokenizer.decode(conversation_ids(one.prompt + one.chosen, tokenizer, template)) == (
+        "<|bos|>User: Hi?\nAssistant: good<|eos|>\n")
+    tokenizer.chat_template = None
+    several = Pair([{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Yes?"},
+                    {"role": "user", "content": "Well?"}], one.chosen, one.rejected, "prefs.jsonl, line 7")
+    with pytest.raises(TokenizerError, match="line 7") as raised:
+        reward_template(tokenizer, "auto", [one, several])
+    assert "data.chat_template: chatml" in raised.value.hint
+    own, _ = reward_template(AutoTokenizer.from_pretrained(tiny.base), "auto", [several])
+    assert "<|im_start|>" in own

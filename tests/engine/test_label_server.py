@@ -78,7 +78,10 @@ class LabelServer:
         return self.stderr_path.read_text(errors="replace")
 
     def terminate(self) -> None:
-        if self.process.poll() is None:
+        # Once: a second SIGTERM could land while the server is already exiting (after Python put the
+        # default handler back), and would read as a crash.
+        if self.process.poll() is None and not getattr(self, "_terminated", False):
+            self._terminated = True
             os.killpg(self.process.pid, signal.SIGTERM)
 
     def stop(self) -> int:

@@ -27,7 +27,8 @@ from engine.rundir import RunDirectory, RunStatus
 
 JOB_MODULES = {"clean": "engine.jobs.clean", "pretrain": "engine.jobs.pretrain", "tokenizer": "engine.jobs.tokenizer",
                "finetune": "engine.jobs.finetune", "generate": "engine.jobs.generate", "reward": "engine.jobs.reward",
-               "dpo": "engine.jobs.dpo", "grpo": "engine.jobs.grpo", "ppo": "engine.jobs.ppo"}
+               "dpo": "engine.jobs.dpo", "grpo": "engine.jobs.grpo", "ppo": "engine.jobs.ppo",
+               "evaluate": "engine.jobs.evaluate"}
 HEARTBEAT_SECONDS = float(os.environ.get("ATELIER_HEARTBEAT_S", "5"))
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
 
@@ -116,6 +117,12 @@ def _configure_logging() -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # Libraries (transformers) keep handlers of their own, bound to the stderr of when they were set up;
+    # a later run in the same process (the demo's stages) closed that stream: point them at this run's.
+    for logger in logging.Logger.manager.loggerDict.values():
+        for other in getattr(logger, "handlers", ()):
+            if type(other) is logging.StreamHandler and getattr(other.stream, "closed", False):
+                other.stream = sys.stderr  # not setStream: it flushes the closed stream first
 
 
 def _heartbeat(ctx: JobContext, stop: threading.Event, lock: threading.Lock, outcome: dict) -> None:

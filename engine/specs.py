@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from engine.clean_specs import CleanSpec
+from engine.evaluate_specs import EvaluateSpec
 from engine.finetune_specs import FinetuneSpec
 from engine.generate_specs import GenerateSpec
 from engine.ppo_specs import PPOSpec
@@ -311,14 +312,14 @@ class TokenizerJobSpec(StrictModel):
 
 # Each kind joins this union as its issue lands.
 JobSpec = Annotated[Union[CleanSpec, TokenizerJobSpec, PretrainSpec, FinetuneSpec, GenerateSpec, RewardSpec,
-                          DPOSpec, GRPOSpec, PPOSpec],
+                          DPOSpec, GRPOSpec, PPOSpec, EvaluateSpec],
                     Field(discriminator="kind")]
 SPEC_MODELS: dict[str, type[StrictModel]] = {"clean": CleanSpec, "tokenizer": TokenizerJobSpec,
                                              "pretrain": PretrainSpec, "finetune": FinetuneSpec,
                                              "generate": GenerateSpec, "reward": RewardSpec, "dpo": DPOSpec,
-                                             "grpo": GRPOSpec, "ppo": PPOSpec}
+                                             "grpo": GRPOSpec, "ppo": PPOSpec, "evaluate": EvaluateSpec}
 AnySpec = Union[CleanSpec, PretrainSpec, TokenizerJobSpec, FinetuneSpec, GenerateSpec, RewardSpec, DPOSpec, GRPOSpec,
-                PPOSpec]
+                PPOSpec, EvaluateSpec]
 _adapter = TypeAdapter(JobSpec)
 
 

@@ -1,0 +1,146 @@
+"""The examples of an evaluate job, and its plan: every variant's prompt for every example, rendered
+before any model loads, so a bad file, row or template stops the run at once with its place named.
+
+An example is a record of a .jsonl, .json, .csv or .parquet file (read by the fine-tuning data's
+readers: the same messages for broken files). Every field of the record is a template variable;
+data.expected_field holds the expected answer (numbers are taken as text), data.regex_field an
+optional pattern per row, data.id_field the name results give it (else `file:line`, or `file:#n`
+for record n of a .json or .parquet file, from 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import DataError
+from engine.evaluate_specs import EvaluateSpec, EvaluationData, regex_problem
+from engine.finetune.records import _load_file, _Part
+from engine.playground.templates import CompiledVariant, RenderedPrompt, compile_variant, pick_examples, render
+
+SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+@dataclass
+class Example:
+    index: int
+    id: str
+    fields: dict  # the record: the template's variables
+    expected: str
+    where: str  # "data.jsonl, line 3", for messages
+    pattern: str | None = None  # the row's regex_match pattern (data.regex_field)
+
+
+@dataclass
+class Plan:
+    """What an evaluate job asks: prompts[v][i] is variant v's prompt for example i."""
+
+    examples: list[Example]
+    variants: list[CompiledVariant]
+    prompts: list[list[RenderedPrompt]]
+    notes: list[str] = field(default_factory=list)  # warnings for the run's log
+
+
+def load_examples(data: EvaluationData) -> list[Example]:
+    """The examples of `data.path`, cut to `data.limit`. Raises DataError naming the file, the line
+    and the field when the file is missing or a row lacks its expected answer or has a bad pattern."""
+    part = _read(data.path, "data.path")
+    examples = []
+    for i, row in enumerate(part.rows[:data.limit] if data.limit else part.rows):
+        where = part.where(i)
+        _check_record(row, where, "data.path")
+        expected = _text(row, data.expected_field, where, "data.expected_field",
+                         "Give every row its expected answer in that field, or set data.expected_field to the "
+                         "field that holds it.")
+        pattern = None
+        if data.regex_field is not None and row.get(data.regex_field) not in (None, ""):
+            pattern = str(row[data.regex_field])
+            problem = regex_problem(pattern)
+            if problem:
+                raise DataError(f"{where}: the pattern in field '{data.regex_field}' (data.regex_field) is {problem}.",
+                                "Fix the pattern on that row (Python `re` syntax; escape . * + ? ( ) [ ] with \\).")
+        given = row.get(data.id_field)
+        has_id = isinstance(given, (str, int)) and not isinstance(given, bool) and str(given).strip()
+        place = f"{Path(part.name).name}:{part.numbers[i]}" if part.numbers else f"{Path(part.name).name}:#{i}"
+        examples.append(Example(i, str(given) if has_id else place, row, expected, where, pattern))
+    if not examples:
+        raise DataError(f"The data file {data.path} (data.path) holds no examples.",
+                        "Put one example per record in it: its input field(s) and the expected answer.")
+    return examples
+
+
+def load_shots(source: str, data: EvaluationData, field_path: str) -> list[dict]:
+    """The solved examples of a few-shot file: records with data.input_field and data.expected_field."""
+    part = _read(source, field_path)
+    for i, row in enumerate(part.rows):
+        _check_record(row, part.where(i), field_path)
+        for name, setting in ((data.input_field, "data.input_field"), (data.expected_field, "data.expected_field")):
+            if row.get(name) is None:
+                raise DataError(f"{part.where(i)}: this few-shot example has no field '{name}' ({setting}); it has "
+                                f"{_fields(row)}.",
+                                f"Give every example of {source} ({field_path}) the same input and expected fields "
+                                f"as the data.")
+    if not part.rows:
+        raise DataError(f"The few-shot examples file {source} ({field_path}) holds no examples.",
+                        "Put solved examples in it, or leave the field empty to pick them from the data.")
+    return list(part.rows)
+
+
+def prepare(spec: EvaluateSpec) -> Plan:
+    """Read the examples, compile the variants and render every prompt (text only; the chat
+    template is applied per model). Raises DataError or TemplateError before anything is generated."""
+    data = spec.data
+    examples = load_examples(data)
+    variants = [compile_variant(v, i, data.input_field, data.expected_field) for i, v in enumerate(spec.variants)]
+    plan = Plan(examples, variants, [])
+    pools: dict[str | None, list[dict]] = {None: [e.fields for e in examples]}
+    for variant in variants:
+        pool: list[dict] = []
+        if variant.preset == "few-shot":
+            source = variant.examples_source
+            if source not in pools:
+                pools[source] = load_shots(source, data, f"{variant.field}.examples.source")
+            pool = pools[source]
+            if len(pool) < variant.examples_k + (source is None):
+                plan.notes.append(f"Variant '{variant.name}' asks for {variant.examples_k} examples per prompt, but "
+                                  f"{source or data.path} has only {len(pool)}: prompts show fewer.")
+        plan.prompts.append([
+            render(variant, e.fields, e.where,
+                   pick_examples(pool, variant.examples_k, spec.seed, e.index, e.fields.get(data.input_field),
+                                 data.input_field) if pool else None)
+            for e in examples])
+    return plan
+
+
+def _read(path: str, field_path: str) -> _Part:
+    file = Path(path).expanduser()
+    if not file.exists():
+        raise DataError(f"The file {path} ({field_path}) does not exist.",
+                        "Check the path; relative paths start from the folder the engine runs in.")
+    if file.is_dir() or file.suffix.lower() not in SUFFIXES:
+        raise DataError(f"{path} ({field_path}) is not a {', '.join(SUFFIXES)} file.",
+                        "Point it at one file of examples: JSON lines, a JSON list, CSV with a header, or Parquet.")
+    return _load_file(file)
+
+
+def _check_record(row: Any, where: str, field_path: str) -> None:
+    if not isinstance(row, dict):
+        raise DataError(f"{where} ({field_path}): expected a record (a JSON object with named fields), found "
+                        f"{type(row).__name__}.",
+                        "Write each example as an object: {\"input\": …, \"expected\": …}.")
+
+
+def _text(row: dict, name: str, where: str, setting: str, hint: str) -> str:
+    value = row.get(name)
+    if value is None:
+        raise DataError(f"{where}: no field '{name}' ({setting}); this row has {_fields(row)}.", hint)
+    if isinstance(value, str) and not value.strip():
+        raise DataError(f"{where}: field '{name}' ({setting}) is empty.", hint)
+    if isinstance(value, (dict, list)):
+        raise DataError(f"{where}: field '{name}' ({setting}) is a {type(value).__name__}, not text.", hint)
+    return value if isinstance(value, str) else str(value)
+
+
+def _fields(record: dict) -> str:
+    return ", ".join(f"'{k}'" for k in record) or "no fields"

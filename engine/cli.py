@@ -19,7 +19,7 @@ from engine import __version__
 from engine.protocol import EventReader, EventWriter, json_lines_sink, read_events
 from engine.rundir import (RunDirectory, RunStatus, default_workspace, find_run, list_runs, new_run_id,
                            pid_alive)
-from engine.specs import SpecError, json_schema_text, load_spec, parse_spec, spec_to_yaml
+from engine.specs import SpecError, json_schema_text, load_spec, spec_to_yaml
 
 EXIT_INVALID = 2
 
@@ -310,14 +310,18 @@ def cmd_preview(args) -> int:
     from engine.errors import UserError
 
     spec = _load_spec_or_exit(args.spec)
-    if spec.kind not in ("clean", "finetune"):
-        return _fail(f"{args.spec} is a {spec.kind} spec; preview is for kind: clean (the dry run) and "
-                     "kind: finetune (data, rendering and memory)", EXIT_INVALID)
+    if spec.kind not in ("clean", "finetune", "evaluate"):
+        return _fail(f"{args.spec} is a {spec.kind} spec; preview is for kind: clean (the dry run), "
+                     "kind: finetune (data, rendering and memory) and kind: evaluate (the rendered prompts)",
+                     EXIT_INVALID)
     try:
         if spec.kind == "finetune":
             from engine.finetune.preview import preview as finetune_preview, preview_text as finetune_text
             result = finetune_preview(spec, args.workspace, args.sample)
             text = finetune_text
+        elif spec.kind == "evaluate":
+            from engine.playground.preview import preview as evaluate_preview, preview_text as evaluate_text
+            result, text = evaluate_preview(spec, args.workspace, args.sample), evaluate_text
         else:
             result, text = preview(spec, args.sample), preview_text
     except UserError as e:
@@ -361,65 +365,13 @@ def cmd_validate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from engine.demo import DEMO_FINETUNE_STEPS, demo_clean_spec_data, demo_finetune_spec_data, demo_spec_data
+    from engine.demo_pipeline import run_demo
 
-    clean_spec = parse_spec(demo_clean_spec_data(), "demo clean")
-    clean_run = _create_run(args.workspace, clean_spec, None)
-    print("Atelier demo, stage 1 of 3: cleaning the docstrings of this Python's standard library "
-          "(repair, normalise, quality filters, PII, exact and near duplicates).", flush=True)
-    code = _execute(args, clean_run, clean_spec, resume=False)
-    if code != 0:
-        return code
-    report = json.loads((clean_run.output_dir / "report.json").read_text(encoding="utf-8"))
-    print(_demo_clean_summary(report, clean_run), flush=True)
+    def run_stage(spec) -> tuple[RunDirectory, int]:
+        run = _create_run(args.workspace, spec, None)
+        return run, _execute(args, run, spec, resume=False)
 
-    dataset = str(clean_run.output_dir / "dataset")
-    spec = parse_spec(demo_spec_data(steps=args.steps, sources=[dataset]), "demo")
-    run = _create_run(args.workspace, spec, None)
-    print(f"\nAtelier demo, stage 2 of 3: pretraining a small {spec.model.architecture} model on the cleaned "
-          f"docstrings ({spec.train.max_steps} steps on CPU take a few minutes).", flush=True)
-    code = _execute(args, run, spec, resume=False)
-    model = run.output_dir / "model"
-    if code != 0 or not model.exists():
-        return code
-
-    steps = args.finetune_steps or DEMO_FINETUNE_STEPS
-    ft_spec = parse_spec(demo_finetune_spec_data(str(model), steps=steps), "demo finetune")
-    ft_run = _create_run(args.workspace, ft_spec, None)
-    print(f"\nAtelier demo, stage 3 of 3: fine-tuning that model ({ft_spec.method.name}) to reverse 3–5 words, "
-          f"{ft_spec.train.max_steps} steps; exact match on 100 held-out items is measured before and after.", flush=True)
-    code = _execute(args, ft_run, ft_spec, resume=False)
-    if code != 0:
-        return code
-    summary = next(e for e in read_events(ft_run.events_path) if e["type"] == "finished")["summary"]
-    tuned = ft_run.output_dir / ("model" if ft_spec.method.name == "full" else "adapter")
-    print(f"\nDemo finished.\nCleaned dataset: {dataset}\nCleaning report: {clean_run.output_dir / 'report.html'}\n"
-          f"Pretrained model (Hugging Face layout): {model}\n"
-          f"Fine-tuned model: {tuned}\n"
-          f"Reversing words, exact match on held-out items: {summary.get('exact_match_before', 0):.0%} before, "
-          f"{summary.get('exact_match_after', 0):.0%} after fine-tuning.\n"
-          f"See the runs in the studio with `studio`, or `studio-engine list`.")
-    return code
-
-
-def _demo_clean_summary(report: dict, run: RunDirectory) -> str:
-    i, o = report["input"], report["output"]
-    lines = [f"Cleaning kept {o['documents']:,} of {i['documents']:,} docstrings; it removed:"]
-    for row in report["steps"]:
-        if row["removed"]:
-            rules = list(row["rules"].items())
-            shown = ", ".join(f"{rule.split('.', 1)[-1]} {info['removed']:,}" for rule, info in rules[:4])
-            lines.append(f"  {row['removed']:>5,} by {row['step']}" + (f" ({shown}{', …' if len(rules) > 4 else ''})"
-                                                                      if row["step"] == "quality" else ""))
-    # Show duplicates across modules first (_py_abc and abc, bz2 and lzma): they are what dedup is for.
-    pairs = [(c["kept"]["id"], m["id"], m.get("similarity") or 1.0) for c in report["clusters"] for m in c["members"]]
-    pairs.sort(key=lambda p: (p[0].split(":")[0] == p[1].split(":")[0], p[2] == 1.0))
-    for kept, removed, similarity in pairs[:4]:
-        lines.append(f"  e.g. {removed} repeats {kept} (similarity {similarity:.2f})")
-    if pairs:
-        lines.append(f"Why a document went: studio-engine show {run.run_id} --doc {pairs[0][1]}")
-    lines.append(f"Report: {run.output_dir / 'report.html'}")
-    return "\n".join(lines)
+    return run_demo(args, run_stage)
 
 
 def add_label_commands(sub) -> None:
@@ -468,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--doc", metavar="ID", help="a document id of a clean run: which step removed or changed it, and why")
     p.add_argument("--json", action="store_true")
     p = add("preview", cmd_preview, "Clean spec: dry run on a random sample (what each step would remove, and why). "
-                                    "Finetune spec: data format, rendered records, memory per method.")
+                                    "Finetune spec: data format, rendered records, memory per method. "
+                                    "Evaluate spec: each variant's rendered prompt, as each model reads it.")
     p.add_argument("spec")
     p.add_argument("--sample", type=int, default=None, help="documents in the sample (default: preview.sample_documents)")
     p.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
@@ -481,8 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "Run the demo pipeline on the embedded default corpus.")
     p.add_argument("--steps", type=int, default=300, help="pretraining steps (default 300)")
     p.add_argument("--finetune-steps", type=int, default=None, help="fine-tuning steps (default 400)")
+    p.add_argument("--no-rlhf", dest="rlhf", action="store_false",
+                   help="stop after fine-tuning (skip labeling, the reward model, PPO and GRPO)")
     p.add_argument("--json", action="store_true")
     add_label_commands(sub)
+    from engine.serve.command import add_serve_command
+    add_serve_command(sub)
     p = sub.add_parser("_exec")  # the detached child of `run --detach` / `resume --detach`
     p.add_argument("run")
     p.add_argument("--resume", action="store_true")

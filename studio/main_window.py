@@ -181,6 +181,10 @@ class MainWindow(QMainWindow):
             page.open_run.connect(self.open_run)
             page.go_to_page.connect(self.show_page)
             return page
+        if key == "playground":
+            from studio.pages.playground import PlaygroundPage
+
+            return PlaygroundPage(self.store, self.tracker, self.workspace)
         if key == "runs":
             from studio.pages.runs import RunsPage
 
@@ -308,8 +312,9 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if self.tracker is not None and hasattr(self.tracker, "shutdown"):
             self.tracker.shutdown()  # runs keep going; reopening the studio re-attaches
-        if "label" in self.pages:
-            self.pages["label"].shutdown()
+        for key in ("label", "playground"):
+            if key in self.pages:
+                self.pages[key].shutdown()
         super().closeEvent(event)
 
 

@@ -429,6 +429,7 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
     from studio.app import _skip_pandas
     from studio.main_window import PAGE_KEYS, MainWindow, default_store, default_tracker
     from studio.screenshots_label import build_demo_label_queues, shoot_label_page
+    from studio.screenshots_playground import build_demo_playground, shoot_playground_page
 
     _skip_pandas()
     out = Path(out_dir)
@@ -442,6 +443,7 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
         runs = build_demo_workspace(ws, store)
         clean = build_demo_clean_run(ws, store)
         build_demo_label_queues(ws)
+        playground = build_demo_playground(ws, store)
         for name in ("light", "dark"):
             theme.apply(app, name)
             tracker = default_tracker(store, ws)
@@ -484,6 +486,9 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
                     continue
                 if key == "label":
                     shoot_label_page(window, shot, ws, runs.get("demo"))
+                    continue
+                if key == "playground":
+                    shoot_playground_page(window, shot, playground)
                     continue
                 if key == "tokenizer":
                     page = window.page("tokenizer")

@@ -1,4 +1,5 @@
-"""The studio's local database (store.db): runs, their metrics and events, and settings.
+"""The studio's local database (store.db): runs, their metrics and events, settings, and playground
+sessions.
 
 Qt-free on purpose: the run tracker feeds it event batches, pages read from it, and tests use it
 without a display. SQLite in WAL mode, through sqlite-utils for the schema and plain executemany for
@@ -38,6 +39,25 @@ _RUN_COLUMNS = {
     "progress_done": float, "progress_total": float, "progress_unit": str,
     "summary": str, "error": str,
 }
+
+
+_SESSION_PARTS = ("variants", "models", "rows", "outputs", "extra")
+_SESSION_COLUMNS = {"name": str, **{part: str for part in _SESSION_PARTS}, "created": float, "updated": float}
+
+
+@dataclass
+class PlaygroundSessionRecord:
+    """A saved playground session: its variants, models (with their sampling), variable rows and
+    answers, as JSON; `extra` holds the rest (variables, chat, batch settings)."""
+
+    name: str
+    variants: list = field(default_factory=list)
+    models: list = field(default_factory=list)
+    rows: list = field(default_factory=list)
+    outputs: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    created: float | None = None
+    updated: float | None = None
 
 
 @dataclass
@@ -127,6 +147,8 @@ class Store:
         )
         if "settings" not in db.table_names():
             db["settings"].create({"key": str, "value": str}, pk="key")
+        if "playground_sessions" not in db.table_names():
+            db["playground_sessions"].create(_SESSION_COLUMNS, pk="name")
         self.conn.commit()
 
     def close(self) -> None:
@@ -351,3 +373,37 @@ class Store:
     def set_setting(self, key: str, value: Any) -> None:
         with self.conn:
             self.conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    # ----------------------------------------------------------------------- playground sessions
+    def save_playground_session(self, name: str, *, variants: list, models: list, rows: list, outputs: dict,
+                                extra: dict | None = None) -> PlaygroundSessionRecord:
+        """Create or replace the session `name` (its creation time is kept), in one transaction."""
+        name = name.strip()
+        if not name:
+            raise ValueError("A playground session needs a name.")
+        now = time.time()
+        existing = self.playground_session(name)
+        row = {"name": name, "created": existing.created if existing else now, "updated": now}
+        for part, value in zip(_SESSION_PARTS, (variants, models, rows, outputs, extra or {})):
+            row[part] = json.dumps(value, ensure_ascii=False)
+        with self.conn:
+            self.db["playground_sessions"].upsert(row, pk="name")
+        return self.playground_session(name)
+
+    def playground_session(self, name: str) -> PlaygroundSessionRecord | None:
+        cursor = self.conn.execute("SELECT * FROM playground_sessions WHERE name = ?", (name,))
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        data = dict(zip([d[0] for d in cursor.description], row))
+        for part in _SESSION_PARTS:
+            data[part] = json.loads(data[part]) if data.get(part) else ({} if part in ("outputs", "extra") else [])
+        return PlaygroundSessionRecord(**data)
+
+    def playground_sessions(self) -> list[str]:
+        """Names of the saved sessions, most recently saved first."""
+        return [r[0] for r in self.conn.execute("SELECT name FROM playground_sessions ORDER BY updated DESC, name")]
+
+    def delete_playground_session(self, name: str) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM playground_sessions WHERE name = ?", (name,))

@@ -80,6 +80,19 @@ def resolve_models(sources: list[ModelSource], workspace: Path | None) -> list[M
     return choices
 
 
+def resolve_model(source: ModelSource, workspace: Path | None, entry: str = "model") -> ModelChoice:
+    """One model resolved as `resolve_models` resolves a spec's, for callers whose field is not
+    `models[0]` (a serve request's `model`): messages, and those `load` raises later, name `entry`."""
+    try:
+        choice = resolve_models([source], workspace)[0]
+    except ModelError as e:
+        raise ModelError(e.message.replace("models[0]", entry), e.hint.replace("models[0]", entry)) from None
+    choice.entry = entry
+    if choice.adapter_field:
+        choice.adapter_field = choice.adapter_field.replace("models[0]", entry, 1)
+    return choice
+
+
 def load(choice: ModelChoice, device: str, dtype: torch.dtype, log) -> tuple:
     """(model in eval mode on `device`, tokenizer); the adapter's tokenizer when it saved one (a
     fine-tuning run that added chat markers did), the base model's otherwise."""
@@ -166,15 +179,16 @@ def _locate(path: str, workspace: Path | None, field: str) -> tuple[str, str]:
         if (folder / "adapter_config.json").exists():
             return "adapter", str(folder)
         output = folder / "output" if (folder / "output").is_dir() else folder
-        for name in ("merged", "model"):
+        for name in ("merged", "model", "policy"):  # policy: a PPO, DPO or GRPO run
             if (output / name / "config.json").exists():
                 return _locate(str(output / name), None, field)
         if (output / "adapter" / "adapter_config.json").exists():
             return "adapter", str(output / "adapter")
         raise ModelError(f"{folder} ({field}) holds no model: no config.json (a model or checkpoint folder), no "
-                         f"adapter_config.json (a PEFT adapter), and no output/model, output/merged or "
+                         f"adapter_config.json (a PEFT adapter), and no output/model, output/merged, output/policy or "
                          f"output/adapter (a run).",
-                         "Pick a completed pretraining or fine-tuning run, a model folder, or an adapter folder.")
+                         "Pick a completed pretraining, fine-tuning or RLHF run, a model folder, or an adapter "
+                         "folder.")
     if folder.exists():
         raise ModelError(f"{folder} ({field}) is a file; a model is a folder.", "Point it at the folder.")
     if "/" in path and not path.startswith((".", "/", "~")):

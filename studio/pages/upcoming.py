@@ -21,15 +21,8 @@ class UpcomingWorkflow:
     steps: tuple[str, ...]
 
 
-WORKFLOWS: dict[str, UpcomingWorkflow] = {w.key: w for w in (
-    UpcomingWorkflow(
-        "playground", "Playground",
-        "Chat with and compare checkpoints side by side: the same prompt to several models, with sampling "
-        "settings, token probabilities and saved sessions.",
-        ("Load checkpoints or hub models into a local inference server",
-         "Send prompts to several models at once and compare the answers",
-         "Save sessions and turn good answers into fine-tuning data")),
-)}
+# Every sidebar workflow has its page now; a workflow announced for a later release goes here.
+WORKFLOWS: dict[str, UpcomingWorkflow] = {}
 
 CLI_TODAY = (
     "studio-engine run spec.yaml        # run a job of one of the kinds above\n"

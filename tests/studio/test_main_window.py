@@ -57,14 +57,10 @@ def test_ctrl_number_shortcuts_and_quit(window, qtbot):
     assert not window.isVisible()
 
 
-def test_upcoming_pages_are_honest(window):
-    from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit
+def test_every_workflow_has_its_page(window):
+    from studio.pages.upcoming import UpcomingPage, WORKFLOWS
 
-    for key in ("playground",):
-        page = window.page(key)
-        assert not page.findChildren(QAbstractButton) and not page.findChildren(QLineEdit)
-        text = " ".join(label.text() for label in page.findChildren(QLabel))
-        assert "later release" in text and "studio-engine run spec.yaml" in text and "pretrain" in text
+    assert WORKFLOWS == {} and not any(isinstance(window.page(key), UpcomingPage) for key in PAGE_KEYS)
 
 
 def test_jobs_dock_follows_the_tracker(window, store):

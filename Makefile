@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test studio screenshots bench clean
+.PHONY: demo test studio screenshots bench bundle clean
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/pretrain_overhead.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/monitor_load.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/studio_startup.py
+
+# The standalone studio (GUI only, no engine) with PyInstaller: build/bundle/atelier/atelier.
+bundle:
+	PYTHON=$(PYTHON) packaging/build.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

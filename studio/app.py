@@ -39,6 +39,7 @@ def _skip_pandas() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _skip_pandas()
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     from studio import theme
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("Atelier")
     app.setOrganizationName("Atelier")
     app.setApplicationDisplayName("Atelier")
+    icon = Path(__file__).resolve().parents[1] / "packaging/icons/hicolor/256x256/apps/atelier.png"
+    app.setWindowIcon(QIcon.fromTheme("atelier", QIcon(str(icon))))  # the installed theme's, else the repository's
     if args.screenshot is not None:
         from studio.screenshots import render_all
 

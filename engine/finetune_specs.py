@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from engine.spec_base import ADVANCED, RUN_NAME_PATTERN, Resources, StrictModel
+from engine.spec_base import ADVANCED, RUN_NAME_PATTERN, Resources, StrictModel, TrainingSettings
 
 DATA_FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
 METHODS = ("full", "lora", "qlora", "adalora", "prefix", "prompt", "ptuning")
@@ -122,7 +122,7 @@ class MethodSpec(StrictModel):
         return self
 
 
-class FinetuneTraining(StrictModel):
+class FinetuneTraining(TrainingSettings):
     max_steps: int = Field(300, ge=1, le=10_000_000, title="Steps", description="Optimizer steps to train for.")
     batch_size: int = Field(8, ge=1, le=65536, title="Batch size", description="Records per step per device.")
     gradient_accumulation: int = Field(1, ge=1, le=4096, title="Gradient accumulation",

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from engine.generate_specs import PromptSource, Sampling
 from engine.preference_specs import TaskEvaluation
 from engine.rlhf_specs import PolicyModel, RLMethod
-from engine.spec_base import ADVANCED, RUN_NAME_PATTERN, Resources, StrictModel
+from engine.spec_base import ADVANCED, RUN_NAME_PATTERN, Resources, StrictModel, TrainingSettings
 
 
 class PPOSettings(StrictModel):
@@ -51,7 +51,7 @@ class PPOSettings(StrictModel):
         description="Subtracted from the reward of answers cut at the length limit; empty = none.")
 
 
-class PPOTraining(StrictModel):
+class PPOTraining(TrainingSettings):
     iterations: int = Field(100, ge=1, le=1_000_000, title="Iterations",
                             description="Rounds of rollouts and PPO updates.")
     rollout_batch_size: int = Field(16, ge=1, le=65536, title="Prompts per rollout",

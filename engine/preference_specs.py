@@ -13,10 +13,10 @@ from pydantic import Field, model_validator
 
 from engine.generate_specs import PromptSource, Sampling
 from engine.rlhf_specs import PolicyModel, PreferenceData, RLMethod
-from engine.spec_base import ADVANCED, RUN_NAME_PATTERN, Resources, StrictModel
+from engine.spec_base import ADVANCED, RUN_NAME_PATTERN, Resources, StrictModel, TrainingSettings
 
 
-class PolicyTraining(StrictModel):
+class PolicyTraining(TrainingSettings):
     max_steps: int = Field(200, ge=1, le=10_000_000, title="Steps", description="Optimizer steps to train for.")
     batch_size: int = Field(8, ge=1, le=65536, title="Batch size", description="Pairs (DPO) or prompts (GRPO) per step.")
     gradient_accumulation: int = Field(1, ge=1, le=4096, title="Gradient accumulation",

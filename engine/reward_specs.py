@@ -11,10 +11,10 @@ from typing import Literal
 from pydantic import Field
 
 from engine.rlhf_specs import PolicyModel, PreferenceData, RLMethod
-from engine.spec_base import ADVANCED, RUN_NAME_PATTERN, Resources, StrictModel
+from engine.spec_base import ADVANCED, RUN_NAME_PATTERN, Resources, StrictModel, TrainingSettings
 
 
-class RewardTraining(StrictModel):
+class RewardTraining(TrainingSettings):
     max_steps: int = Field(200, ge=1, le=10_000_000, title="Steps", description="Optimizer steps to train for.")
     batch_size: int = Field(16, ge=1, le=65536, title="Batch size", description="Preference pairs per step per device.")
     gradient_accumulation: int = Field(1, ge=1, le=4096, title="Gradient accumulation",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ADVANCED = {"advanced": True}
 RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -13,6 +13,27 @@ RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 class StrictModel(BaseModel):
     # Unknown keys are errors: a typo must never fall back silently to a default.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+Reporter = Literal["tensorboard", "wandb"]
+
+
+class TrainingSettings(StrictModel):
+    """What the `train:` block of every training job shares (pretrain, finetune, reward, dpo, grpo, ppo)."""
+
+    # Off by default: the run's events already carry every metric (the studio charts them), so another
+    # logger is the user's choice, not a cost every run pays (disk, start-up time, a package that an
+    # older engine install may lack); W&B in particular sends the run off the machine.
+    report_to: list[Reporter] = Field(
+        [], title="Report to", json_schema_extra=ADVANCED,
+        description="Also log the training metrics to these trackers: `tensorboard` (event files in the run's "
+                    "tensorboard/ folder) and/or `wandb` (Weights & Biases; needs the wandb package and "
+                    "`wandb login` or WANDB_API_KEY on the engine's machine). Empty = events only.")
+
+    @field_validator("report_to")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
 
 class Resources(StrictModel):

@@ -25,7 +25,7 @@ from engine.generate_specs import GenerateSpec
 from engine.ppo_specs import PPOSpec
 from engine.preference_specs import DPOSpec, GRPOSpec
 from engine.reward_specs import RewardSpec
-from engine.spec_base import ADVANCED, Resources, StrictModel
+from engine.spec_base import ADVANCED, Resources, StrictModel, TrainingSettings
 
 _LEADING_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)+)\b")
 
@@ -231,7 +231,7 @@ class ModelSpec(StrictModel):
         return self.objective or ("mlm" if self.architecture == "bert" else "clm")
 
 
-class PretrainTraining(StrictModel):
+class PretrainTraining(TrainingSettings):
     max_steps: int = Field(1000, ge=1, le=10_000_000, title="Steps", description="Optimizer steps to train for.")
     batch_size: int = Field(16, ge=1, le=65536, title="Batch size", description="Sequences per step per device.")
     gradient_accumulation: int = Field(1, ge=1, le=4096, title="Gradient accumulation",

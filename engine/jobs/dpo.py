@@ -25,6 +25,7 @@ from engine.rlhf.policy_training import dtype_of, finish, task_accuracy_before, 
 from engine.rlhf.preferences import LoadedPairs, load_pairs
 from engine.runner import JobContext
 from engine.specs import DPOSpec
+from engine.training.reporting import start_reporting
 
 
 def run(ctx: JobContext) -> dict:
@@ -32,6 +33,7 @@ def run(ctx: JobContext) -> dict:
     datasets.disable_progress_bars()
     set_seed(spec.seed)
     placement = resolve(spec.resources)
+    start_reporting(ctx)
     pairs = load_preferences(ctx)
     policy, changed = load_the_policy(ctx, placement, pairs)
     train_set, eval_set = tokenize(ctx, policy, pairs)

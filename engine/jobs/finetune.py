@@ -32,6 +32,7 @@ from engine.runner import Cancelled, JobContext
 from engine.specs import FinetuneSpec, spec_to_yaml
 from engine.training.events_callback import EventsCallback
 from engine.training.results import final_eval_loss
+from engine.training.reporting import start_reporting, trainer_reporting
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def run(ctx: JobContext) -> dict:
     datasets.disable_progress_bars()
     set_seed(spec.seed)
     placement = resolve(spec.resources)
+    start_reporting(ctx)
     base = resolve_base(spec.model.path, ctx.run.path.parent.parent)
     ctx.events.log("info", f"Fine-tuning {base} with {spec.method.name} on {placement.device} in {placement.precision}.")
     if inside_launcher():
@@ -242,7 +244,7 @@ def build_trainer(ctx: JobContext, placement: Placement, model, tokenizer, train
         save_total_limit=train.keep_checkpoints,
         seed=spec.seed,
         data_seed=spec.seed,
-        report_to="none",
+        **trainer_reporting(ctx),
         disable_tqdm=True,
         remove_unused_columns=False,
         **trainer_arguments(spec.resources),

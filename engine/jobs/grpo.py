@@ -31,6 +31,7 @@ from engine.rlhf.policy_model import (
 from engine.rlhf.policy_training import dtype_of, finish, task_accuracy_before, train, trainer_config
 from engine.runner import JobContext
 from engine.specs import GRPOSpec
+from engine.training.reporting import start_reporting
 
 SAMPLE_ANSWERS = 2  # sample events per log step: answers with their rewards
 
@@ -40,6 +41,7 @@ def run(ctx: JobContext) -> dict:
     datasets.disable_progress_bars()
     set_seed(spec.seed)
     placement = resolve(spec.resources)
+    start_reporting(ctx)
     prompts = read_prompts(ctx)
     policy, changed = load_the_policy(ctx, placement, prompts)
     train_set = prompt_dataset(ctx, policy, prompts)

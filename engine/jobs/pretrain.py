@@ -26,6 +26,7 @@ from engine.specs import PretrainSpec, spec_to_yaml
 from engine.training.events_callback import EventsCallback
 from engine.training.results import final_eval_loss, last_train_loss
 from engine.training.models import build_model
+from engine.training.reporting import start_reporting, trainer_reporting
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def run(ctx: JobContext) -> dict:
     datasets.disable_progress_bars()  # progress reaches the user as events; bars would only fill engine.log
     set_seed(spec.seed)
     placement = resolve(spec.resources)
+    start_reporting(ctx)
     ctx.events.log("info", f"Training on {placement.device} in {placement.precision}.")
 
     documents = load_corpus(ctx)
@@ -153,7 +155,7 @@ def build_trainer(ctx: JobContext, placement: Placement, model, tokenizer, train
         dataloader_num_workers=train.dataloader_workers,
         seed=spec.seed,
         data_seed=spec.seed,
-        report_to="none",
+        **trainer_reporting(ctx),
         disable_tqdm=True,
         remove_unused_columns=False,
     )

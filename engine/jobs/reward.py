@@ -28,6 +28,7 @@ from engine.rlhf.reward_scoring import PairScorer
 from engine.rundir import atomic_directory, atomic_write_text
 from engine.runner import Cancelled, JobContext
 from engine.specs import RewardSpec, spec_to_yaml
+from engine.training.reporting import start_reporting
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ NOTES_SHOWN = 5  # notes of left-out records logged one by one; the rest are cou
 def run(ctx: JobContext) -> dict:
     spec: RewardSpec = ctx.spec
     placement = resolve(spec.resources)
+    start_reporting(ctx)
     workspace = ctx.run.path.parent.parent
     if inside_launcher():
         backend = "gloo" if placement.device == "cpu" else "nccl"

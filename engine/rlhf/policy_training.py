@@ -16,6 +16,7 @@ from engine.rlhf.policy_model import model_card, save_policy
 from engine.rundir import atomic_write_text
 from engine.runner import Cancelled, JobContext
 from engine.specs import spec_to_yaml
+from engine.training.reporting import trainer_reporting
 
 
 def dtype_of(placement: Placement) -> torch.dtype:
@@ -50,7 +51,7 @@ def trainer_config(ctx: JobContext, placement: Placement, has_eval: bool) -> dic
         seed=spec.seed,
         data_seed=spec.seed,
         trust_remote_code=spec.model.trust_remote_code,
-        report_to="none",
+        **trainer_reporting(ctx),
         disable_tqdm=True,
         **trainer_arguments(spec.resources),
     )

@@ -17,6 +17,7 @@ from engine.launch import inside_launcher
 from engine.rlhf.reward_scoring import PairScorer
 from engine.runner import JobContext
 from engine.training.events_callback import EventsCallback
+from engine.training.reporting import trainer_reporting
 
 
 class PairwiseEvalCallback(TrainerCallback):
@@ -70,7 +71,7 @@ def build_trainer(ctx: JobContext, placement: Placement, model, tokenizer, train
         save_total_limit=train.keep_checkpoints,
         seed=spec.seed,
         data_seed=spec.seed,
-        report_to="none",
+        **trainer_reporting(ctx),
         disable_tqdm=True,
         max_length=None,  # too-long pairs were dropped (and counted) before
         center_rewards_coefficient=train.center_rewards,

@@ -440,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_label_commands(sub)
     from engine.serve.command import add_serve_command
     add_serve_command(sub)
+    from engine.hub import add_push_command
+    add_push_command(sub)
     p = sub.add_parser("_exec")  # the detached child of `run --detach` / `resume --detach`
     p.add_argument("run")
     p.add_argument("--resume", action="store_true")
@@ -447,9 +449,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that train, load models or describe devices: they need torch and transformers, which a
+# studio-only install (pipx, the bundle) does not have. `validate`, `schema`, `list`, `labels` do not.
+NEEDS_ENGINE_PACKAGES = {"run", "resume", "_exec", "preview", "demo", "serve", "doctor"}
+
+
+def missing_engine_packages() -> list[str]:
+    import importlib.util
+
+    return [name for name in ("torch", "transformers", "datasets") if importlib.util.find_spec(name) is None]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.workspace = (args.workspace or default_workspace()).expanduser().resolve()
+    if args.command in NEEDS_ENGINE_PACKAGES and (missing := missing_engine_packages()):
+        return _fail(f"this Python ({sys.executable}) has the studio but not the engine: {', '.join(missing)} "
+                     f"{'is' if len(missing) == 1 else 'are'} not installed. Install the engine with "
+                     f"`pip install \"atelier[engine]\"` (from a clone: `pip install \".[engine]\"`), or point the "
+                     f"studio at a Python that has it.")
     try:
         return args.func(args)
     except LookupError as e:

@@ -3,8 +3,9 @@
 The demo pipeline cleans the docstrings of the local Python standard library (they hold real
 duplicates: `_pydecimal` repeats `decimal`, `_pyio` repeats `io`), then pretrains on what the
 cleaning kept, then fine-tunes that model on a generated task with checkable answers (reversing a
-few words) and reports its exact-match accuracy before and after. Later stages (labeling, RLHF)
-join it as their jobs land.
+few words) and reports its exact-match accuracy before and after; last, RLHF on that task: the
+fine-tuned model's answers labeled by the task's checker, a reward model, PPO and GRPO
+(engine/demo_pipeline.py runs the stages in order).
 """
 
 from __future__ import annotations
@@ -63,6 +64,87 @@ def demo_finetune_spec_data(base_model: str, steps: int = DEMO_FINETUNE_STEPS) -
         "train": {"max_steps": steps, "batch_size": 32, "learning_rate": 3e-3, "warmup_steps": 20,
                   "eval_every": max(1, steps // 2), "checkpoint_every": max(1, steps // 2), "log_every": 10},
         "evaluation": {"generate_examples": 100, "max_new_tokens": 16, "before_training": True},
+        "resources": {"device": "auto"},
+        "seed": 0,
+    }
+
+
+# Stage 4, RLHF. The checker of the reverse task stands in for a person: it labels pairs of the
+# fine-tuned model's own answers (kind `checker` in the store), a reward model learns from them, and
+# PPO (against that reward model) and GRPO (against the checker) improve on the fine-tuned model.
+DEMO_TASK = "reverse"
+DEMO_EVALUATION = {"task": DEMO_TASK, "examples": 300, "seed": 1234, "max_new_tokens": 16}
+
+
+def demo_candidates_spec_data(sft_model: str, prompts: int = 6000) -> dict:
+    """Four answers per prompt from the fine-tuned model, sampled hot (temperature 1.6) so that most
+    prompts get a right and a wrong answer that are near misses of each other: the pairs a reward model
+    learns the task from. At temperature 1 the model is right too often to make enough such pairs."""
+    return {
+        "kind": "generate",
+        "name": "demo-reverse-candidates",
+        "models": [{"path": sft_model, "label": "sft"}],
+        "prompts": {"sources": ["builtin:tasks"], "task": DEMO_TASK, "task_examples": prompts, "task_seed": 1},
+        "candidates_per_model": 4,
+        "sampling": {"do_sample": True, "temperature": 1.6, "top_p": 1.0, "top_k": 0, "max_new_tokens": 16,
+                     "batch_size": 32},
+        "chat_template": "auto",
+        "resources": {"device": "auto"},
+        "seed": 0,
+    }
+
+
+def demo_reward_spec_data(sft_model: str, queue: str) -> dict:
+    return {
+        "kind": "reward",
+        "name": "demo-reverse-reward",
+        "model": {"path": sft_model},
+        "data": {"sources": [f"queue:{queue}"], "eval_fraction": 0.1, "max_length": 64},
+        "method": {"name": "full"},
+        "train": {"max_steps": 600, "batch_size": 16, "learning_rate": 3e-4, "warmup_steps": 10,
+                  "eval_every": 150, "checkpoint_every": 300, "log_every": 10},
+        "resources": {"device": "auto"},
+        "seed": 0,
+    }
+
+
+def demo_ppo_spec_data(sft_model: str, reward_model: str, iterations: int = 30) -> dict:
+    """Gentle PPO: a small reward model is easy to fool, and faster steps or a looser KL leash make the
+    reward climb while exact match falls (measured in docs/rlhf.md)."""
+    return {
+        "kind": "ppo",
+        "name": "demo-reverse-ppo",
+        "policy": {"path": sft_model},
+        "reward_model": reward_model,
+        "value_model": "reward",
+        "prompts": {"sources": ["builtin:tasks"], "task": DEMO_TASK, "task_examples": 4000, "task_seed": 2},
+        "chat_template": "auto",
+        "sampling": {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "max_new_tokens": 16, "batch_size": 64},
+        "ppo": {"kl_mode": "fixed", "kl_coef": 0.1, "ppo_epochs": 4, "minibatches": 2},
+        "method": {"name": "full"},
+        "train": {"iterations": iterations, "rollout_batch_size": 64, "learning_rate": 2e-5,
+                  "sample_every": 5, "eval_every": max(1, iterations // 2), "checkpoint_every": iterations},
+        "evaluation": DEMO_EVALUATION,
+        "resources": {"device": "auto"},
+        "seed": 0,
+    }
+
+
+def demo_grpo_spec_data(sft_model: str, steps: int = 80) -> dict:
+    return {
+        "kind": "grpo",
+        "name": "demo-reverse-grpo",
+        "model": {"path": sft_model},
+        "prompts": {"sources": ["builtin:tasks"], "task": DEMO_TASK, "task_examples": 1000, "task_seed": 7},
+        "reward": {"source": "checker"},
+        "group_size": 8,
+        "beta": 0.04,
+        "sampling": {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "max_new_tokens": 16},
+        "chat_template": "auto",
+        "method": {"name": "full"},
+        "train": {"max_steps": steps, "batch_size": 8, "learning_rate": 3e-4, "warmup_steps": 0,
+                  "schedule": "constant", "eval_every": max(1, steps // 2), "checkpoint_every": steps, "log_every": 5},
+        "evaluation": DEMO_EVALUATION,
         "resources": {"device": "auto"},
         "seed": 0,
     }

@@ -123,6 +123,8 @@ def _configure_logging() -> None:
         for other in getattr(logger, "handlers", ()):
             if type(other) is logging.StreamHandler and getattr(other.stream, "closed", False):
                 other.stream = sys.stderr  # not setStream: it flushes the closed stream first
+                if "flush" in vars(other):  # transformers binds flush to the stream it was made with
+                    other.flush = sys.stderr.flush
 
 
 def _heartbeat(ctx: JobContext, stop: threading.Event, lock: threading.Lock, outcome: dict) -> None:

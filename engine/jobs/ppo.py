@@ -30,6 +30,7 @@ from engine.rundir import atomic_write_text
 from engine.runner import Cancelled, JobContext
 from engine.specs import spec_to_yaml
 from engine.tasks.generators import check
+from engine.training.reporting import mirror_metrics, start_reporting
 
 SAMPLES = 3  # answers shown as sample events at each sample_every
 
@@ -39,6 +40,8 @@ def run(ctx: JobContext) -> dict:
     random.seed(spec.seed)
     torch.manual_seed(spec.seed)  # what loading initialises at random (a new value head) is the same each run
     placement = resolve(spec.resources)
+    start_reporting(ctx)
+    mirror_metrics(ctx)  # our own loop: its metric events go to the trackers of train.report_to
     prompts = read_prompts(ctx)
     held_out = read_held_out_prompts(ctx)
     models = load_all_models(ctx, placement, prompts + held_out)
@@ -188,8 +191,8 @@ def evaluate(ctx: JobContext, models: PPOModels, prompts: list[Prompt], encoded:
     sampled = answer(models, prompts, encoded, seeds, spec.sampling.model_copy(update=length))
     rewards = scores(models, sampled, spec.sampling.batch_size)
     task = spec.evaluation.task
-    values = {"exact_match": sum(check(task, p.meta, t) for p, t in zip(prompts, greedy.texts)) / len(prompts),
-              "sampled_exact_match": sum(check(task, p.meta, t) for p, t in zip(prompts, sampled.texts)) / len(prompts),
+    values = {"task_accuracy": sum(check(task, p.meta, t) for p, t in zip(prompts, greedy.texts)) / len(prompts),
+              "task_accuracy_sampled": sum(check(task, p.meta, t) for p, t in zip(prompts, sampled.texts)) / len(prompts),
               "reward_mean": rewards.mean().item()}
     ctx.events.metric(step, "eval", values)
     ctx.events.log("info", f"{'Before training' if step == 0 else f'Iteration {step}'}: " +

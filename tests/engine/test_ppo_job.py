@@ -187,7 +187,7 @@ def test_reward_rises_with_kl_held_and_a_cancelled_run_resumes_where_it_stopped(
 
     evaluations = by_iteration(events, "eval")
     assert sorted(evaluations) == [0, 8, 16]
-    assert set(evaluations[0]) == {"exact_match", "sampled_exact_match", "reward_mean"}
+    assert set(evaluations[0]) == {"task_accuracy", "task_accuracy_sampled", "reward_mean"}
     assert evaluations[16]["reward_mean"] > evaluations[0]["reward_mean"]
 
     samples = [e for e in events if e["type"] == "sample"]
@@ -202,7 +202,7 @@ def test_reward_rises_with_kl_held_and_a_cancelled_run_resumes_where_it_stopped(
     assert summary["reward_mean_after"] > summary["reward_mean_before"]
     assert summary["kl_final"] == round(train[16]["kl"], 4)
     assert summary["eval_reward_mean_after"] == round(evaluations[16]["reward_mean"], 4)
-    assert "eval_exact_match_before" in summary and "eval_exact_match_after" in summary
+    assert "eval_task_accuracy_before" in summary and "eval_task_accuracy_after" in summary
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     policy = AutoModelForCausalLM.from_pretrained(summary["policy"])

@@ -40,9 +40,12 @@ def default_store(workspace: Path):
 
 def default_tracker(store: Any, workspace: Path):
     from studio.client.engine import LocalEngine
+    from studio.engine_setup import SETTING_KEY
     from studio.run_tracker import RunTracker
 
-    return RunTracker(store, LocalEngine(workspace=workspace))
+    # The engine's Python chosen on the first-run screen, else the studio's own (checked at start).
+    python = store.get_setting(SETTING_KEY) if store is not None else None
+    return RunTracker(store, LocalEngine(python=python, workspace=workspace))
 
 
 class MonitorPage(QWidget):
@@ -71,18 +74,25 @@ class MonitorPage(QWidget):
 class MainWindow(QMainWindow):
     """Public for tests: `sidebar`, `stack`, `page(key)` (builds it on first use), `pages` (those
     built so far), `jobs_dock`, `store`, `tracker`, `show_page(key)`, `current_page_key()`,
-    `open_run(run_id)`, `monitor_page` (None until a run is opened)."""
+    `open_run(run_id)`, `monitor_page` (None until a run is opened), `engine_check` (the engine found
+    at start, an `EngineCheck`), `first_run_page` (None unless no engine was found).
+
+    `engine_probe`: checks for a working engine at start (default: one when the window makes its
+    own tracker; tests that pass a tracker get no check unless they pass a probe)."""
 
     def __init__(self, workspace: Path | str, store: Any = None, tracker: Any = None,
-                 reattach: bool = True, parent: QWidget | None = None):
+                 reattach: bool = True, engine_probe: Any = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.workspace = Path(workspace).expanduser()
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.store = store if store is not None else default_store(self.workspace)
         self.tracker = tracker if tracker is not None else default_tracker(self.store, self.workspace)
+        own_tracker = tracker is None
         self.pages: dict[str, QWidget] = {}
         self._holders: dict[str, QWidget] = {}
         self.monitor_page: MonitorPage | None = None
+        self.first_run_page: QWidget | None = None
+        self.engine_check: Any = None
         self.setWindowTitle(f"Atelier — {self.workspace}")
         self.resize(1280, 800)
         self.setMinimumSize(QSize(960, 600))
@@ -139,9 +149,62 @@ class MainWindow(QMainWindow):
             self.tracker.run_error.connect(lambda run_id, message: self.statusBar().showMessage(
                 f"{run_id}: {message.splitlines()[0] if message else ''}", 15000))
         self.show_page("pretrain")
+        if engine_probe is None and own_tracker:
+            from studio.pages.first_run import EngineProbe
+
+            engine_probe = EngineProbe(self.workspace, parent=self)
+        if engine_probe is not None:
+            self._check_engine(engine_probe)
         if reattach and self.tracker is not None and hasattr(self.tracker, "reattach_active"):
             # After the first paint: catching up reads events files and starts attach processes.
             QTimer.singleShot(0, self._reattach)
+
+    # --------------------------------------------------------------------------- the engine
+    def _check_engine(self, probe: Any) -> None:
+        """Look for a working engine (the studio's own Python answers at once, another in a QProcess);
+        none: the first-run screen says what was checked and how to install one."""
+        from studio.engine_setup import SETTING_KEY, candidates
+
+        self._engine_probe = probe
+        probe.finished.connect(self._engine_probed)
+        self.statusBar().showMessage(f"Workspace {self.workspace}  ·  engine: looking for it…")
+        probe.start(candidates(self.store.get_setting(SETTING_KEY) if self.store is not None else None))
+
+    def _engine_probed(self, found: Any) -> None:
+        if found is not None:
+            self.use_engine(found)
+        else:
+            self.show_first_run(list(self._engine_probe.checks))
+
+    def use_engine(self, check: Any) -> None:
+        """Run the local engine with the interpreter of `check` (saved when the user chose it)."""
+        from studio.engine_setup import SETTING_KEY
+
+        self.engine_check = check
+        if check.source == "chosen" and self.store is not None:
+            self.store.set_setting(SETTING_KEY, check.python)
+        local = getattr(self.tracker, "engines", {}).get("local")
+        if local is not None and hasattr(local, "use_python"):
+            local.use_python(check.python)
+        self.statusBar().showMessage(f"Workspace {self.workspace}  ·  engine: local ({check.python})")
+
+    def show_first_run(self, checks: list) -> QWidget:
+        """The first-run screen, listing `checks` (what was tried and why each failed)."""
+        if self.first_run_page is None:
+            from studio.pages.first_run import FirstRunPage
+
+            page = FirstRunPage(self.workspace, self.tracker, store=self.store)
+            page.engine_ready.connect(self.use_engine)
+            page.continue_to_studio.connect(
+                lambda: self.show_page("runs" if page.demo.running else "pretrain"))
+            self.first_run_page = page
+            self.stack.addWidget(page)
+        self.first_run_page.show_checks(checks)
+        with_signals_blocked(self.sidebar, lambda: self.sidebar.setCurrentRow(-1))
+        self.stack.setCurrentWidget(self.first_run_page)
+        self.statusBar().showMessage(f"Workspace {self.workspace}  ·  engine: none found")
+        self.first_run_page.python_field.setFocus()
+        return self.first_run_page
 
     def page(self, key: str) -> QWidget:
         """The page widget of a sidebar entry, built on first use."""
@@ -250,6 +313,8 @@ class MainWindow(QMainWindow):
         widget = self.stack.currentWidget()
         if widget is self.monitor_page:
             return "monitor"
+        if widget is not None and widget is self.first_run_page:
+            return "first-run"
         return next((k for k, holder in self._holders.items() if holder is widget), None)
 
     def _on_sidebar_row(self, row: int) -> None:
@@ -315,6 +380,9 @@ class MainWindow(QMainWindow):
         for key in ("label", "playground"):
             if key in self.pages:
                 self.pages[key].shutdown()
+        for page in (self.pages.get("runs"), self.first_run_page):
+            if getattr(page, "demo", None) is not None:
+                page.demo.shutdown()
         super().closeEvent(event)
 
 

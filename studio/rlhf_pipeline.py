@@ -17,13 +17,16 @@ from typing import Any
 import yaml
 
 POLICY_KINDS = ("ppo", "dpo", "grpo")
-# The figure each kind is judged by, as (split, metric, caption, is_share).
+# The figure each kind is judged by, as (split, metric, caption, is_share); the first one the run has.
+# A policy's held-out task accuracy comes first: its per-iteration train reward is noisy (new prompts
+# every iteration), and a reward model's score can climb while the answers get worse.
 HEADLINE = {
-    "finetune": ("eval", "exact_match", "exact match", True),
-    "reward": ("eval", "pairwise_accuracy", "pairwise accuracy", True),
-    "ppo": ("train", "reward_mean", "mean reward", False),
-    "dpo": ("eval", "task_accuracy", "task accuracy", True),
-    "grpo": ("train", "reward_mean", "mean reward", False),
+    "finetune": (("eval", "exact_match", "exact match", True),),
+    "reward": (("eval", "pairwise_accuracy", "pairwise accuracy", True),),
+    "ppo": (("eval", "task_accuracy", "task accuracy", True), ("eval", "reward_mean", "held-out reward", False),
+            ("train", "reward_mean", "mean reward", False)),
+    "dpo": (("eval", "task_accuracy", "task accuracy", True), ("eval", "reward_accuracy", "preference accuracy", True)),
+    "grpo": (("eval", "task_accuracy", "task accuracy", True), ("train", "reward_mean", "mean reward", False)),
 }
 STAGES = ("sft", "labels", "reward", "policy")
 
@@ -93,8 +96,9 @@ def read_spec(run_dir: Path) -> dict:
 
 def refs_of(workspace: Path, run_id: str) -> set[str]:
     """Every way a spec may name run `run_id`'s model: its id and its output model folders."""
-    output = Path(workspace) / "runs" / run_id / "output"
-    refs = {run_id}
+    folder = Path(workspace) / "runs" / run_id
+    output = folder / "output"
+    refs = {run_id, str(folder)}  # the folder: anything inside it too, such as a checkpoint (see _names)
     for name in ("merged", "model", "policy", "reward_model", "adapter"):
         refs.add(str(output / name))
     return refs
@@ -129,9 +133,13 @@ def build_pipeline(workspace: Path | str, store: Any, label_store: Any, sft_run:
 
 
 def _names(model: Any, refs: set[str]) -> bool:
+    """Whether a spec's model (path or adapter) is one of `refs` or lies inside one of its folders:
+    the demo's PPO and GRPO start from a checkpoint of the SFT run."""
     if not isinstance(model, dict) or not refs:
         return False
-    return str(model.get("path") or "") in refs or str(model.get("adapter") or "") in refs
+    paths = [str(model.get(key) or "") for key in ("path", "adapter")]
+    return any(path and (path in refs or any(path.startswith(ref.rstrip("/") + "/") for ref in refs if "/" in ref))
+               for path in paths)
 
 
 def _stage_run(workspace: Path, store: Any, run_id: str) -> StageRun:
@@ -148,9 +156,11 @@ def headline(store: Any, run: StageRun) -> str:
     """The run's figure (first → last when it moved), e.g. "pairwise accuracy 52% → 94%"."""
     if run.kind not in HEADLINE:
         return ""
-    split, name, caption, share = HEADLINE[run.kind]
-    _, _, values = store.metric_series(run.run_id, split, name)
-    if not len(values):
+    for split, name, caption, share in HEADLINE[run.kind]:
+        _, _, values = store.metric_series(run.run_id, split, name)
+        if len(values):
+            break
+    else:
         return ""
 
     def show(value: float) -> str:

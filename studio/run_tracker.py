@@ -249,6 +249,18 @@ class RunTracker(QObject):
                 status = run.effective_status()
                 if status is not None and status.active:
                     candidates.add(run.run_id)
+        return self._settle(candidates)
+
+    def follow_new_runs(self) -> list[str]:
+        """Record the run folders that appeared in the workspaces since the last look (a run started
+        outside the studio: `studio-engine demo`, a terminal), catch up on them and follow the live
+        ones. Returns the run ids added."""
+        added = self.import_workspace()
+        self._settle(added)
+        return added
+
+    def _settle(self, candidates: set[str] | list[str]) -> list[str]:
+        """Catch up on these runs; follow the ones alive, settle the state of the ones gone."""
         attached = []
         for run_id in sorted(candidates):
             record = self.store.get_run(run_id)

@@ -428,6 +428,7 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
     from studio import theme
     from studio.app import _skip_pandas
     from studio.main_window import PAGE_KEYS, MainWindow, default_store, default_tracker
+    from studio.screenshots_first_run import shoot_first_run
     from studio.screenshots_label import build_demo_label_queues, shoot_label_page
     from studio.screenshots_playground import build_demo_playground, shoot_playground_page
 
@@ -504,6 +505,7 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
                     page.reset()
                     continue
                 shot(key)
+            shoot_first_run(window, shot)
             window.open_run(runs["demo"])
             monitor = window.monitor_page.monitor
             shot("monitor")

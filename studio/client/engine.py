@@ -330,6 +330,13 @@ class LocalEngine(QObject):
         self.extra_env = dict(env or {})
         self._live: set[_EngineProcess] = set()
 
+    def use_python(self, python: str | os.PathLike) -> None:
+        """Run the engine with this interpreter from now on (the first-run check or the settings
+        chose it). A stand-in `entry` given by a test stays as it is."""
+        if self.entry == [self.python, "-m", "engine.cli"]:
+            self.entry = [str(python), "-m", "engine.cli"]
+        self.python = str(python)
+
     # ------------------------------------------------------------------------------ commands
     def command_line(self, *args: str) -> list[str]:
         """The argv that runs `studio-engine --workspace W *args` with this engine."""

@@ -8,7 +8,6 @@ pages, or this page's wizards for the reward, PPO, DPO and GRPO jobs, prefilled 
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +160,7 @@ class RLHFPage(QWidget):
         self.cards["policy"].add_button("GRPO…", lambda: self.start("grpo"))
         self.next_label = QLabel("")
         self.next_label.setWordWrap(True)
+        self.next_label.setTextFormat(Qt.TextFormat.PlainText)
         self.next_label.setObjectName("subtitle")
         layout = QVBoxLayout(view)
         layout.setContentsMargins(24, 18, 24, 16)
@@ -210,7 +210,7 @@ class RLHFPage(QWidget):
             card.set_next(key == step)
         self.reward_button.setEnabled(sft is not None)
         self.ppo_button.setEnabled(sft is not None and best is not None)
-        self.next_label.setText(html.escape(_next_sentence(step, pipeline)))
+        self.next_label.setText(_next_sentence(step, pipeline))
 
     # ------------------------------------------------------------------------------ wizards
     def wizard(self, kind: str):

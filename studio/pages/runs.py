@@ -31,6 +31,10 @@ STATE_COLORS = {"running": "#2f7fd8", "starting": "#2f7fd8", "completed": "#2e9e
 
 EMPTY_TEXT = ("No runs yet.\n\nStart one from a workflow in the sidebar (Pretrain, Fine-tune, …). "
               "Runs started with `studio-engine run` in this workspace appear here too.")
+EMPTY_DEMO_TEXT = ("No runs yet.\n\n“Run the demo” (above) cleans the embedded corpus, pretrains a small model on "
+                   "it and fine-tunes it; each stage appears here as it starts. Or start a run from a workflow "
+                   "in the sidebar (Pretrain, Fine-tune, …); runs started with `studio-engine run` in this "
+                   "workspace appear here too.")
 NO_MATCH_TEXT = "No runs match these filters."
 
 
@@ -204,10 +208,25 @@ class RunsPage(QWidget):
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.empty)
 
+        # The demo needs an engine to run it (a RunTracker); a stand-in tracker gets no button.
+        self.demo = None
+        if tracker is not None and hasattr(tracker, "engines"):
+            from studio.pages.first_run import DemoPanel
+
+            self.demo = DemoPanel(tracker, compact=True)
+            self.demo.started.connect(self.refresh)
+        header = QHBoxLayout()
+        header.addWidget(title)
+        header.addSpacing(16)
+        if self.demo is not None:
+            header.addWidget(self.demo, 1)
+        else:
+            header.addStretch(1)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
         layout.setSpacing(10)
-        layout.addWidget(title)
+        layout.addLayout(header)
         layout.addLayout(filters)
         layout.addWidget(self.stack, 1)
 
@@ -247,7 +266,7 @@ class RunsPage(QWidget):
         else:
             filtered = bool(self.search.text().strip() or self.kind_filter.currentData()
                             or self.state_filter.currentData())
-            self.empty.setText(NO_MATCH_TEXT if filtered else EMPTY_TEXT)
+            self.empty.setText(NO_MATCH_TEXT if filtered else EMPTY_DEMO_TEXT if self.demo is not None else EMPTY_TEXT)
             self.stack.setCurrentWidget(self.empty)
         if selected:
             self.select_runs(selected)

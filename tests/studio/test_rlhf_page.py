@@ -61,6 +61,17 @@ def test_runs_are_linked_by_their_specs_and_the_next_step_moves(workspace, store
     assert pipeline.next_step() == "done"
     assert prefill("ppo", pipeline) == {"name": "ppo", "policy": {"path": "sft-1"}, "reward_model": "reward-1"}
 
+    # A checkpoint of the SFT run links too (the demo's GRPO starts halfway); a run named alike does not.
+    checkpoint = str(workspace / "runs" / "sft-1" / "checkpoints" / "checkpoint-200")
+    add_run(workspace, store, "grpo-1", "grpo", {"model": {"path": checkpoint}},
+            metrics=[("train", "reward_mean", 0.2), ("eval", "task_accuracy", 0.37), ("eval", "task_accuracy", 0.41)])
+    add_run(workspace, store, "grpo-2", "grpo", {"model": {"path": str(workspace / "runs" / "sft-10" / "output")}})
+    pipeline = build_pipeline(workspace, store, chain, "sft-1")
+    assert sorted(r.run_id for r in pipeline.policy_runs) == ["grpo-1", "ppo-1"]
+    # Held-out task accuracy is the headline where a run measured it; else the (noisy) train reward.
+    assert {r.run_id: r.headline for r in pipeline.policy_runs} == {
+        "grpo-1": "task accuracy 37% → 41%", "ppo-1": "mean reward -0.4 → 0.7"}
+
 
 def test_page_highlights_the_next_stage_and_opens_prefilled_wizards(qtbot, workspace, store, chain):
     page = RLHFPage(store, None, workspace)

@@ -83,6 +83,10 @@ class RunTracker(QObject):
         name = record.engine if record else self.default_engine
         return self.engines.get(name) or self.engines[self.default_engine]
 
+    def _local_engines(self) -> list[LocalEngine]:
+        """The engines whose workspace is a folder here (a remote engine's runs are seen by attaching)."""
+        return [e for e in self.engines.values() if not getattr(e, "is_remote", False)]
+
     # ------------------------------------------------------------------------------ actions
     def launch(self, spec_path: str | Path, engine: str | None = None) -> EngineCommand:
         """Start a run from a spec file (detached); on success it is recorded and attached to."""
@@ -218,7 +222,7 @@ class RunTracker(QObject):
     def import_workspace(self) -> list[str]:
         """Record the run folders of the local engines' workspaces that the store does not know."""
         added = []
-        for engine in self.engines.values():
+        for engine in self._local_engines():
             for run in list_runs(engine.workspace):
                 if self.store.get_run(run.run_id) is not None:
                     continue
@@ -244,7 +248,7 @@ class RunTracker(QObject):
         """
         candidates = {r.run_id for r in self.store.runs(state=ACTIVE_STATES)}
         candidates.update(self.import_workspace())
-        for engine in self.engines.values():
+        for engine in self._local_engines():
             for run in list_runs(engine.workspace):
                 status = run.effective_status()
                 if status is not None and status.active:

@@ -1,0 +1,213 @@
+"""A remote engine over real SSH: an `sshd` on 127.0.0.1 with its own host key, user key, config and
+known_hosts in a temporary folder (nothing of the user's is read or written). The studio side runs
+the system `ssh` with `-F` that config; the "remote" engine is this checkout's Python."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.protocol import read_events
+from studio.client import LocalEngine
+from studio.client.remote_engine import ConnectionTest
+from studio.client.ssh import accept_host_keys
+from studio.engine_profiles import (
+    EngineProfile,
+    get_profile,
+    remote_engine,
+    save_profile,
+)
+from studio.run_tracker import RunTracker
+from studio.store import Store
+
+SSHD = "/usr/sbin/sshd"
+pytestmark = pytest.mark.skipif(
+    not Path(SSHD).exists() or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
+    reason="needs sshd: apt-get install openssh-server")
+
+
+@dataclass
+class Sshd:
+    host: str  # the alias in `config`
+    config: Path
+    known_hosts: Path
+    control_dir: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sshd():
+    # A short path: ControlPath sockets must fit in ~100 bytes.
+    root = Path(tempfile.mkdtemp(prefix="at-sshd-"))
+    control = root / "ctl"
+    control.mkdir(mode=0o700)
+    for key in ("host_key", "user_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)], check=True)
+    (root / "authorized_keys").write_text((root / "user_key.pub").read_text())
+    (root / "authorized_keys").chmod(0o600)
+    port, user = _free_port(), getpass.getuser()
+    (root / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host_key\nPidFile {root}/sshd.pid\n"
+        f"AuthorizedKeysFile {root}/authorized_keys\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+        f"KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
+        f"AllowUsers {user}\nMaxSessions 50\nMaxStartups 50\n")
+    if os.getuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation folder
+    with open(root / "sshd.log", "wb") as log:
+        server = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")],
+                                  stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.skip(f"sshd did not start: {(root / 'sshd.log').read_text()[-500:]}")
+            time.sleep(0.1)
+    (root / "ssh_config").write_text(
+        f"Host atelier-test\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n"
+        f"  IdentityFile {root}/user_key\n  IdentitiesOnly yes\n  IdentityAgent none\n"
+        f"  UserKnownHostsFile {root}/known_hosts\n  GlobalKnownHostsFile /dev/null\n")
+    yield Sshd("atelier-test", root / "ssh_config", root / "known_hosts", control)
+    subprocess.run(["ssh", "-F", str(root / "ssh_config"), "-o", f"ControlPath={control}/%C",
+                    "-O", "exit", "atelier-test"], check=False, capture_output=True, timeout=10)
+    server.terminate()
+    server.wait(10)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _distinct_corpus(path: Path, documents: int) -> Path:
+    """Documents that cleaning keeps (no duplicates, long enough), so the run lasts a few seconds."""
+    import random
+    rng = random.Random(5)
+    vocabulary = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "su", "ti") for b in
+                  ("ban", "cor", "dil", "fen", "gat", "hum", "jor", "kel", "lim", "mon")]
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"text": " ".join(rng.choice(vocabulary) for _ in range(60)) + "."}) + "\n" for _ in range(documents))
+    return path
+
+
+def _wait(qtbot, condition, timeout_s: float, what: str) -> None:
+    qtbot.waitUntil(condition, timeout=int(timeout_s * 1000))
+
+
+def _master_pid(sshd: Sshd) -> int | None:
+    done = subprocess.run(["ssh", "-F", str(sshd.config), "-o", f"ControlPath={sshd.control_dir}/%C",
+                           "-O", "check", sshd.host], check=False, capture_output=True, text=True, timeout=10)
+    found = re.search(r"pid=(\d+)", done.stderr)
+    return int(found.group(1)) if found else None
+
+
+def test_a_remote_run_survives_a_dropped_connection_with_no_gap_and_no_duplicate(qtbot, tmp_path, sshd):
+    weird = tmp_path / "remote ws 'q' $HOME; x"
+    store = Store(tmp_path / "store.db")
+    save_profile(store, EngineProfile("lab box", host=sshd.host, python=sys.executable, workspace=str(weird),
+                                      ssh_config=str(sshd.config)))
+    remote = remote_engine(get_profile(store, "lab box"), control_dir=str(sshd.control_dir))
+    remote.extra_env = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+    # 1. The host is unknown: the test fails, shows the key, and known_hosts is left untouched.
+    check = ConnectionTest(remote)
+    with qtbot.waitSignal(check.finished, timeout=20000):
+        pass
+    result = check.result
+    assert not result.ok and "not in your known_hosts" in result.message, result.message
+    assert result.host_keys and result.host_keys[0].fingerprint.startswith("SHA256:")
+    assert result.known_hosts == sshd.known_hosts and not sshd.known_hosts.exists()
+    accept_host_keys(result.host_keys, result.known_hosts)  # the user accepted the fingerprint
+    check = ConnectionTest(remote)
+    with qtbot.waitSignal(check.finished, timeout=30000):
+        pass
+    assert check.result.ok, check.result.message
+    assert check.result.report["protocol_version"] >= 1 and check.result.warnings == []
+
+    # 2. A run launched over SSH, from a spec whose path and name carry spaces, quotes, `$` and `;`.
+    corpus = _distinct_corpus(tmp_path / "corpus; $HOME 'x'.jsonl", documents=60000)
+    spec_dir = tmp_path / "specs $(touch pwned); 'a'"
+    spec_dir.mkdir()
+    spec_path = spec_dir / "clean run; $USER 'x'.yaml"
+    spec_path.write_text(yaml.safe_dump({"kind": "clean", "name": "remote-clean", "input": {"sources": [str(corpus)]},
+                                         "workers": 1, "batch_documents": 100}))
+    tracker = RunTracker(store, LocalEngine(workspace=tmp_path / "local"))
+    tracker.add_engine(remote)
+    seen: list[dict] = []
+    states: list[str] = []
+    errors: list[str] = []
+    tracker.run_events.connect(lambda run_id, events: seen.extend(events))
+    tracker.run_state_changed.connect(lambda run_id, state: states.append(state))
+    tracker.run_error.connect(lambda run_id, message: errors.append(message))
+    tracker.launch_failed.connect(errors.append)
+    try:
+        launch = tracker.launch(spec_path, engine="lab box")
+        with qtbot.waitSignal(launch.done, timeout=30000):
+            pass
+        assert launch.error is None, launch.error
+        run_id = launch.result["run_id"]
+        run_dir = Path(launch.result["run_dir"])
+        assert run_dir.parent.parent == weird and (weird / "specs" / spec_path.name).read_text() == spec_path.read_text()
+        assert store.get_run(run_id).engine == "lab box"
+
+        # 3. Mid-run, the connection dies (the multiplexing master is killed): the tracker re-attaches.
+        _wait(qtbot, lambda: any(e["type"] == "progress" for e in seen), 60, "first progress")
+        first_stream = tracker._streams[run_id]
+        master = _master_pid(sshd)
+        assert master is not None
+        os.kill(master, signal.SIGKILL)
+        _wait(qtbot, lambda: tracker._streams.get(run_id) not in (None, first_stream), 15, "re-attach")
+        count = len(seen)
+        _wait(qtbot, lambda: len(seen) > count, 30, "events after re-attach")
+        assert _master_pid(sshd) not in (None, master)
+
+        # 4. Cancel over SSH: the run stops between batches and ends as cancelled.
+        assert store.get_run(run_id).state == "running"
+        cancel = tracker.cancel(run_id)
+        with qtbot.waitSignal(cancel.done, timeout=30000):
+            pass
+        assert cancel.error is None, cancel.error
+        _wait(qtbot, lambda: store.get_run(run_id).state == "cancelled", 60, "cancelled")
+        _wait(qtbot, lambda: not tracker.is_attached(run_id), 15, "attach ends")
+
+        # 5. Resume over SSH: the same run id, its events continue the same seq; then a forced cancel.
+        count = len(seen)
+        resume = tracker.resume(run_id)
+        with qtbot.waitSignal(resume.done, timeout=30000):
+            pass
+        assert resume.error is None, resume.error
+        _wait(qtbot, lambda: any(e["type"] == "progress" for e in seen[count:]), 60, "progress after resume")
+        force = tracker.cancel(run_id, force=True)
+        with qtbot.waitSignal(force.done, timeout=30000):
+            pass
+        assert force.error is None, force.error
+        _wait(qtbot, lambda: store.get_run(run_id).state == "cancelled" and not tracker.is_attached(run_id),
+              60, "cancelled again")
+    finally:
+        tracker.shutdown()
+
+    remote_events = list(read_events(run_dir / "events.jsonl"))
+    assert [e["seq"] for e in seen] == list(range(len(remote_events)))  # no gap, no duplicate
+    assert seen == remote_events
+    assert remote_events[-1]["type"] == "finished" and errors == []
+    assert [e["status"] for e in remote_events if e["type"] == "finished"] == ["cancelled", "cancelled"]
+    assert states.count("running") == 2 and states[-1] == "cancelled"
+    assert not list(tmp_path.rglob("pwned")) and not (Path.home() / "pwned").exists()
+    store.close()

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from tests.tiny_models import save_model, tiny_llama
+
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread_engines")]
 
 WORDS = ("reverse the order of the words sort add numbers apple sky key snow cold hat tree river stone "
@@ -19,7 +21,7 @@ def save_tiny_base_model(folder: Path) -> Path:
     """A tiny llama (random weights) with a byte-level BPE tokenizer that has ChatML's markers and
     template, saved as save_pretrained writes it."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     from engine.specs import CHAT_PRESETS
 
@@ -33,12 +35,7 @@ def save_tiny_base_model(folder: Path) -> Path:
     tokenizer.train_from_iterator([" ".join(WORDS)] * 50, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>", pad_token="<|pad|>")
     fast.chat_template = template
-    fast.save_pretrained(folder)
-    config = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
-                         eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
+    return save_model(folder, tiny_llama(fast, max_positions=128, seed=None), fast)
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.tiny_models import save_model, tiny_byte_bpe, tiny_llama
+
 pytestmark = pytest.mark.slow
 
 
@@ -13,25 +15,10 @@ pytestmark = pytest.mark.slow
 def tiny_model(tmp_path_factory):
     """A tiny llama (~40k parameters, long positions so an answer can run on) with a byte-level
     tokenizer trained on the spot that has a chatml template."""
-    import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
-    from engine.data.tokenizer_training import train_tokenizer
-    from engine.specs import CHAT_PRESETS, TokenizerTraining
-
     folder = tmp_path_factory.mktemp("playground-model") / "tiny"
     texts = [f"Reverse the order of the words. cat red sun {i} apple tree moon" for i in range(200)]
-    tokenizer = train_tokenizer(texts, TokenizerTraining(algorithm="byte-bpe", vocab_size=300, min_frequency=1), 2048,
-                                extra_specials=["<|im_start|>", "<|im_end|>"])
-    tokenizer.chat_template = CHAT_PRESETS["chatml"][0]
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id))
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    tokenizer = tiny_byte_bpe(texts, vocab_size=300, max_length=2048)
+    return save_model(folder, tiny_llama(tokenizer, max_positions=2048), tokenizer)
 
 
 def test_cells_stream_a_bad_model_fails_alone_and_stop_cancels(qtbot, tmp_path, tiny_model, one_thread_engines):

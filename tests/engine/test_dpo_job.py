@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.engine.conftest import Engine
+from tests.tiny_models import random_lora_adapter, save_model, tiny_byte_bpe, tiny_llama
 
 TRAIN = {"max_steps": 4, "batch_size": 4, "learning_rate": 1e-3, "warmup_steps": 0, "eval_every": 2,
          "checkpoint_every": 4, "log_every": 1}
@@ -26,41 +27,23 @@ EVALUATION = {"task": "addition", "examples": 4, "max_new_tokens": 4}
 def tiny_policy(root: Path) -> SimpleNamespace:
     """A tiny llama (~40k parameters) whose byte-level tokenizer has the chatml template and markers,
     and the same model under a tokenizer without a chat template."""
-    import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
-    from engine.data.tokenizer_training import train_tokenizer
-    from engine.specs import CHAT_PRESETS, TokenizerTraining
+    from engine.specs import CHAT_PRESETS
     from engine.tasks.generators import generate
 
     texts = [f"{r['instruction']}\n\n{r['input']} {r['output']}" for r in generate("addition", 200, 0)]
-    tokenizer = train_tokenizer(texts, TokenizerTraining(algorithm="byte-bpe", vocab_size=300, min_frequency=1), 256,
-                                extra_specials=["<|im_start|>", "<|im_end|>"])
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=256, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id))
-    plain = root / "no-template"
-    model.save_pretrained(plain)
-    tokenizer.save_pretrained(plain)
+    tokenizer = tiny_byte_bpe(texts, vocab_size=300, max_length=256, chat_template=False)
+    model = tiny_llama(tokenizer, max_positions=256)
+    plain = save_model(root / "no-template", model, tokenizer)
     tokenizer.chat_template = CHAT_PRESETS["chatml"][0]
-    chat = root / "chat"
-    model.save_pretrained(chat)
-    tokenizer.save_pretrained(chat)
+    chat = save_model(root / "chat", model, tokenizer)
     return SimpleNamespace(chat=chat, plain=plain)
 
 
 def sft_adapter(base: Path, folder: Path) -> Path:
     """A LoRA adapter for `base` with random A and B (not the usual B = 0), so it changes the model."""
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(base)
-    model.name_or_path = str(base)  # what PEFT records as the adapter's base model
-    lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(model, lora).save_pretrained(folder)
-    return folder
+    return random_lora_adapter(AutoModelForCausalLM.from_pretrained(base), base, folder)
 
 
 def addition_pairs(count: int, seed: int) -> list[tuple[str, str, str]]:

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.engine.conftest import Engine, one_thread
+from tests.tiny_models import save_model, tiny_byte_bpe, tiny_llama
 
 ROWS = [{"id": "r1", "input": "cat red sun", "expected": "sun red cat", "pattern": "(?s).*"},
         {"id": "r2", "input": "moon tree", "expected": "tree moon"},
@@ -27,29 +28,18 @@ METRICS = ["exact_match", "contains", "regex_match", "bleu", "rouge_l"]
 def tiny(tmp_path_factory) -> SimpleNamespace:
     """A tiny llama (~40k parameters) saved twice: with a byte-level tokenizer that has a chatml
     template, and with the same tokenizer without one; and the evaluation data."""
-    import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
-    from engine.data.tokenizer_training import train_tokenizer
-    from engine.specs import CHAT_PRESETS, TokenizerTraining
+    from engine.specs import CHAT_PRESETS
 
     root = tmp_path_factory.mktemp("evaluate-models")
     texts = [f"Reverse the words. cat red sun {i} apple tree moon Input: Output: Answer:" for i in range(200)]
-    tokenizer = train_tokenizer(texts, TokenizerTraining(algorithm="byte-bpe", vocab_size=300, min_frequency=1), 256,
-                                extra_specials=["<|im_start|>", "<|im_end|>"])
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=256, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id))
-    model.save_pretrained(root / "plain")
-    tokenizer.save_pretrained(root / "plain")
+    tokenizer = tiny_byte_bpe(texts, vocab_size=300, max_length=256, chat_template=False)
+    model = tiny_llama(tokenizer, max_positions=256)
+    plain = save_model(root / "plain", model, tokenizer)
     tokenizer.chat_template = CHAT_PRESETS["chatml"][0]
-    model.save_pretrained(root / "chat")
-    tokenizer.save_pretrained(root / "chat")
+    chat = save_model(root / "chat", model, tokenizer)
     data = root / "data.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in ROWS), encoding="utf-8")
-    return SimpleNamespace(chat=root / "chat", plain=root / "plain", data=data, tokenizer=tokenizer)
+    return SimpleNamespace(chat=chat, plain=plain, data=data, tokenizer=tokenizer)
 
 
 def evaluate_spec(tiny: SimpleNamespace, **changes) -> dict:

@@ -12,45 +12,23 @@ from types import SimpleNamespace
 import pytest
 
 from tests.engine.conftest import Engine
+from tests.tiny_models import random_lora_adapter, save_model, tiny_byte_bpe, tiny_llama
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> SimpleNamespace:
     """A tiny llama (~40k parameters) with a byte-level tokenizer that has a chatml template; a LoRA
     adapter for it; and adapters made for other shapes (wider, deeper) that must not load on it."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
-    from engine.data.tokenizer_training import train_tokenizer
-    from engine.specs import CHAT_PRESETS, TokenizerTraining
-
     root = tmp_path_factory.mktemp("generate-models")
     texts = [f"Reverse the order of the words. cat red sun {i} apple tree moon" for i in range(200)]
-    tokenizer = train_tokenizer(texts, TokenizerTraining(algorithm="byte-bpe", vocab_size=300, min_frequency=1), 256,
-                                extra_specials=["<|im_start|>", "<|im_end|>"])
-    tokenizer.chat_template = CHAT_PRESETS["chatml"][0]
-
-    def model(hidden: int = 32, layers: int = 2):
-        torch.manual_seed(0)
-        return AutoModelForCausalLM.from_config(LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=64, num_hidden_layers=layers,
-            num_attention_heads=2, max_position_embeddings=256, bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
-
-    def adapter(model, trained_on: Path, folder: Path) -> Path:
-        # Random A and B (not the usual B = 0), so the adapter changes what the model says.
-        lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-        model.name_or_path = str(trained_on)  # what PEFT records as the adapter's base model
-        get_peft_model(model, lora).save_pretrained(folder)
-        return folder
-
-    base = root / "base"
-    model().save_pretrained(base)
-    tokenizer.save_pretrained(base)
-    return SimpleNamespace(base=base, adapter=adapter(model(), base, root / "adapter"),
-                           wide_adapter=adapter(model(hidden=48), root / "wide-base", root / "wide-adapter"),
-                           deep_adapter=adapter(model(layers=3), root / "deep-base", root / "deep-adapter"))
+    tokenizer = tiny_byte_bpe(texts, vocab_size=300, max_length=256)
+    base = save_model(root / "base", tiny_llama(tokenizer, max_positions=256), tokenizer)
+    return SimpleNamespace(
+        base=base, adapter=random_lora_adapter(tiny_llama(tokenizer, max_positions=256), base, root / "adapter"),
+        wide_adapter=random_lora_adapter(tiny_llama(tokenizer, max_positions=256, hidden_size=48),
+                                         root / "wide-base", root / "wide-adapter"),
+        deep_adapter=random_lora_adapter(tiny_llama(tokenizer, max_positions=256, layers=3),
+                                         root / "deep-base", root / "deep-adapter"))
 
 
 def generate_spec(tiny: SimpleNamespace, **overrides) -> dict:

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.engine.conftest import Engine, RunPool, one_thread, selected_tests
+from tests.tiny_models import save_model, tiny_byte_bpe, tiny_llama
 
 REWARDED = set("ABCDEFGHIJKLMNOPQSTUVWXYZ0123456789")  # no "R": the prompts' "Reverse" must not score
 TRAIN_METRICS = {"reward_mean", "reward_std", "kl", "kl_coef", "entropy", "policy_loss", "value_loss",
@@ -31,20 +32,13 @@ def models(tmp_path_factory) -> SimpleNamespace:
     tokens, which o_proj writes to dimension 2; the score reads dimension 2 after the final norm,
     8·share / √(1 + 8·share²)·2 — 0 for none, about 2.6 for an answer of eight such tokens."""
     import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForSequenceClassification
+    from transformers import LlamaConfig, LlamaForSequenceClassification
 
-    from engine.data.tokenizer_training import train_tokenizer
-    from engine.specs import CHAT_PRESETS, TokenizerTraining
+    from engine.specs import CHAT_PRESETS
     from engine.tasks.generators import generate
 
     root = tmp_path_factory.mktemp("ppo-models")
     texts = [f"{r['instruction']}\n\n{r['input']}\n{r['output']}" for r in generate("reverse", 300, 0)]
-
-    def tokenizer(vocab_size: int, texts: list[str]):
-        made = train_tokenizer(texts, TokenizerTraining(algorithm="byte-bpe", vocab_size=vocab_size, min_frequency=1),
-                               256, extra_specials=["<|im_start|>", "<|im_end|>"])
-        made.chat_template = CHAT_PRESETS["chatml"][0]
-        return made
 
     def reward_model(tok, folder: Path) -> Path:
         config = LlamaConfig(vocab_size=len(tok), hidden_size=8, intermediate_size=8, num_hidden_layers=1,
@@ -64,23 +58,15 @@ def models(tmp_path_factory) -> SimpleNamespace:
             layer.self_attn.v_proj.weight[0, 0] = 1.0
             layer.self_attn.o_proj.weight[2, 0] = 1.0
             model.score.weight[0, 2] = 2.0
-        model.save_pretrained(folder)
-        tok.save_pretrained(folder)
-        return folder
+        return save_model(folder, model, tok)
 
-    tok = tokenizer(320, texts)
-    torch.manual_seed(0)
-    policy = AutoModelForCausalLM.from_config(LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=256, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id))
-    policy.save_pretrained(root / "policy")
-    tok.save_pretrained(root / "policy")
-    policy.save_pretrained(root / "policy-no-template")
+    tok = tiny_byte_bpe(texts, vocab_size=320, max_length=256)
+    policy = tiny_llama(tok, max_positions=256)
+    save_model(root / "policy", policy, tok)
     tok.chat_template = None
-    tok.save_pretrained(root / "policy-no-template")
+    save_model(root / "policy-no-template", policy, tok)
     tok.chat_template = CHAT_PRESETS["chatml"][0]
-    other = tokenizer(300, [t.upper() for t in texts])
+    other = tiny_byte_bpe([t.upper() for t in texts], vocab_size=300, max_length=256)
     return SimpleNamespace(policy=root / "policy", no_template=root / "policy-no-template",
                            reward=reward_model(tok, root / "reward"),
                            other_reward=reward_model(other, root / "other-reward"))

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.engine.conftest import Engine, RunPool, selected_tests
+from tests.tiny_models import random_lora_adapter, save_model, tiny_byte_bpe, tiny_llama
 
 WORDS = ["apple", "bird", "blue", "boat", "book", "cake", "cat", "cloud", "cup", "dog", "door", "fish", "hat",
          "hill", "home", "key", "lake", "milk", "moon", "pen", "rain", "road", "sea", "ship", "sky", "star", "sun",
@@ -42,34 +43,11 @@ def marker_pairs(count: int, seed: int) -> list[dict]:
 def tiny(tmp_path_factory) -> SimpleNamespace:
     """A tiny llama (~46k parameters) with a byte-level tokenizer that has a chatml template, a LoRA
     adapter for it (the "SFT run"), a preference file, and a file that is not one."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
-    from engine.data.tokenizer_training import train_tokenizer
-    from engine.specs import CHAT_PRESETS, TokenizerTraining
-
     root = tmp_path_factory.mktemp("reward-models")
     texts = [f"Tell me about the {' '.join(random.Random(i).sample(WORDS, 6))} good bad" for i in range(300)]
-    tokenizer = train_tokenizer(texts, TokenizerTraining(algorithm="byte-bpe", vocab_size=400, min_frequency=1), 256,
-                                extra_specials=["<|im_start|>", "<|im_end|>"])
-    tokenizer.chat_template = CHAT_PRESETS["chatml"][0]
-
-    def model():
-        torch.manual_seed(0)
-        return AutoModelForCausalLM.from_config(LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=2, max_position_embeddings=256, bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
-
-    base = root / "base"
-    model().save_pretrained(base)
-    tokenizer.save_pretrained(base)
-    sft = model()
-    sft.name_or_path = str(base)  # what PEFT records as the adapter's base model
-    # Random A and B (not the usual B = 0), so that merging the adapter changes the weights.
-    lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(sft, lora).save_pretrained(root / "adapter")
+    tokenizer = tiny_byte_bpe(texts, vocab_size=400, max_length=256)
+    base = save_model(root / "base", tiny_llama(tokenizer, max_positions=256), tokenizer)
+    adapter = random_lora_adapter(tiny_llama(tokenizer, max_positions=256), base, root / "adapter")
 
     prefs = root / "prefs.jsonl"
     rows = marker_pairs(200, seed=0)
@@ -78,7 +56,7 @@ def tiny(tmp_path_factory) -> SimpleNamespace:
     not_prefs = root / "answers.jsonl"
     not_prefs.write_text("".join(json.dumps({"prompt": r["prompt"], "answer": r["chosen"]}) + "\n" for r in rows[:5]),
                          encoding="utf-8")
-    return SimpleNamespace(base=base, adapter=root / "adapter", prefs=prefs, not_prefs=not_prefs)
+    return SimpleNamespace(base=base, adapter=adapter, prefs=prefs, not_prefs=not_prefs)
 
 
 def reward_spec(tiny: SimpleNamespace, **overrides) -> dict:

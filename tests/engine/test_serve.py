@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from engine.protocol import PROTOCOL_VERSION
+from tests.tiny_models import random_lora_adapter, save_model, tiny_byte_bpe, tiny_llama
 
 ROOT = Path(__file__).resolve().parents[2]
 GIB = 2**30
@@ -27,36 +28,13 @@ LONG = 1500  # max_new_tokens of an answer that is still streaming when the test
 def tiny(tmp_path_factory) -> SimpleNamespace:
     """A tiny llama (~40k parameters; long positions, so an answer can run on) with a byte-level
     tokenizer that has a chatml template, and a LoRA adapter for it."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
-    from engine.data.tokenizer_training import train_tokenizer
-    from engine.specs import CHAT_PRESETS, TokenizerTraining
-
     root = tmp_path_factory.mktemp("serve-models")
     texts = [f"Reverse the order of the words. cat red sun {i} apple tree moon" for i in range(200)]
-    tokenizer = train_tokenizer(texts, TokenizerTraining(algorithm="byte-bpe", vocab_size=300, min_frequency=1), 2048,
-                                extra_specials=["<|im_start|>", "<|im_end|>"])
-    tokenizer.chat_template = CHAT_PRESETS["chatml"][0]
-
-    def model():
-        torch.manual_seed(0)
-        return AutoModelForCausalLM.from_config(LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=2, max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
-
-    base, adapter = root / "base", root / "adapter"
-    built = model()
-    built.save_pretrained(base)
-    tokenizer.save_pretrained(base)
+    tokenizer = tiny_byte_bpe(texts, vocab_size=300, max_length=2048)
+    built = tiny_llama(tokenizer, max_positions=2048)
+    base = save_model(root / "base", built, tokenizer)
     weights = sum(p.numel() * p.element_size() for p in built.parameters())
-    tuned = model()
-    tuned.name_or_path = str(base)
-    # Random A and B (not the usual B = 0), so the adapter changes what the model says.
-    get_peft_model(tuned, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],
-                                     init_lora_weights=False)).save_pretrained(adapter)
+    adapter = random_lora_adapter(tiny_llama(tokenizer, max_positions=2048), base, root / "adapter")
     return SimpleNamespace(base=base, adapter=adapter, tokenizer=tokenizer, weights=weights)
 
 

@@ -33,6 +33,11 @@ def tiny_spec(corpus: str | list[str], **overrides) -> dict:
                   "sample_prompts": ["Return the "], "sample_max_new_tokens": 8},
         "seed": 0,
     }
+    return with_overrides(spec, overrides)
+
+
+def with_overrides(spec: dict, overrides: dict) -> dict:
+    """`spec` with each dotted key of `overrides` ("train.max_steps") set, parents made as needed."""
     for dotted, value in overrides.items():
         node = spec
         *parents, leaf = dotted.split(".")

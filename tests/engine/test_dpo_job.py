@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.engine.conftest import Engine
+from tests.engine.conftest import Engine, with_overrides
 from tests.tiny_models import random_lora_adapter, save_model, tiny_byte_bpe, tiny_llama
 
 TRAIN = {"max_steps": 4, "batch_size": 4, "learning_rate": 1e-3, "warmup_steps": 0, "eval_every": 2,
@@ -74,13 +74,7 @@ def dpo_spec(model: Path, sources: list[str], **overrides) -> dict:
     spec = {"kind": "dpo", "name": "dpo", "model": {"path": str(model)},
             "data": {"sources": sources, "eval_fraction": 0.25, "max_length": 64},
             "train": dict(TRAIN), "evaluation": dict(EVALUATION), "resources": {"device": "cpu"}, "seed": 0}
-    for dotted, value in overrides.items():
-        node = spec
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return spec
+    return with_overrides(spec, overrides)
 
 
 def run_in_process(spec_data: dict, workspace: Path) -> SimpleNamespace:

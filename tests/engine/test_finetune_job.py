@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import Engine, RunPool, one_thread, selected_tests, tiny_spec
+from tests.engine.conftest import Engine, RunPool, one_thread, selected_tests, tiny_spec, with_overrides
 
 
 @pytest.fixture(scope="session")
@@ -38,13 +38,7 @@ def finetune_spec(base: Path, **overrides) -> dict:
                       "checkpoint_every": 3, "log_every": 2},
             "evaluation": {"generate_examples": 4, "max_new_tokens": 8},
             "resources": {"device": "cpu"}}
-    for dotted, value in overrides.items():
-        node = spec
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return spec
+    return with_overrides(spec, overrides)
 
 
 def start_run(spec: dict):

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.engine.conftest import Engine
+from tests.engine.conftest import Engine, with_overrides
 from tests.tiny_models import random_lora_adapter, save_model, tiny_byte_bpe, tiny_llama
 
 
@@ -37,13 +37,7 @@ def generate_spec(tiny: SimpleNamespace, **overrides) -> dict:
                                                   "label": "tuned"}],
             "prompts": {"sources": ["builtin:tasks"], "task": "reverse", "task_examples": 4},
             "candidates_per_model": 2, "sampling": {"max_new_tokens": 6}, "seed": 7, "resources": {"device": "cpu"}}
-    for dotted, value in overrides.items():
-        node = spec
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return spec
+    return with_overrides(spec, overrides)
 
 
 def run_ok(engine: Engine, spec: dict, name: str = "spec.yaml") -> tuple[Path, list[dict], list[dict]]:

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.engine.conftest import Engine
+from tests.engine.conftest import Engine, with_overrides
 from tests.engine.test_dpo_job import run_in_process, tiny_policy
 
 TRAIN = {"max_steps": 4, "batch_size": 2, "learning_rate": 1e-3, "warmup_steps": 0, "eval_every": 2,
@@ -25,13 +25,7 @@ def grpo_spec(model: Path, **overrides) -> dict:
             "method": {"name": "lora", "lora": {"rank": 4, "alpha": 8}}, "train": dict(TRAIN),
             "evaluation": {"task": "addition", "examples": 4, "max_new_tokens": 4},
             "resources": {"device": "cpu"}, "seed": 0}
-    for dotted, value in overrides.items():
-        node = spec
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return spec
+    return with_overrides(spec, overrides)
 
 
 def reward_model(policy: Path, folder: Path, tokenizer_from: Path | None = None) -> Path:

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.engine.conftest import Engine, RunPool, one_thread, selected_tests
+from tests.engine.conftest import Engine, RunPool, one_thread, selected_tests, with_overrides
 from tests.tiny_models import save_model, tiny_byte_bpe, tiny_llama
 
 REWARDED = set("ABCDEFGHIJKLMNOPQSTUVWXYZ0123456789")  # no "R": the prompts' "Reverse" must not score
@@ -82,13 +82,7 @@ def ppo_spec(models: SimpleNamespace, **overrides) -> dict:
                       "eval_every": 8, "checkpoint_every": 8},
             "evaluation": {"task": "reverse", "examples": 8, "max_new_tokens": 8},
             "resources": {"device": "cpu"}, "seed": 0}
-    for dotted, value in overrides.items():
-        node = spec
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return spec
+    return with_overrides(spec, overrides)
 
 
 def by_iteration(events: list[dict], split: str) -> dict[int, dict]:

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.engine.conftest import Engine, RunPool, selected_tests
+from tests.engine.conftest import Engine, RunPool, selected_tests, with_overrides
 from tests.tiny_models import random_lora_adapter, save_model, tiny_byte_bpe, tiny_llama
 
 WORDS = ["apple", "bird", "blue", "boat", "book", "cake", "cat", "cloud", "cup", "dog", "door", "fish", "hat",
@@ -66,13 +66,7 @@ def reward_spec(tiny: SimpleNamespace, **overrides) -> dict:
             "train": {"max_steps": 15, "batch_size": 8, "learning_rate": 3e-3, "warmup_steps": 2, "eval_every": 5,
                       "checkpoint_every": 15, "log_every": 5},
             "resources": {"device": "cpu"}}
-    for dotted, value in overrides.items():
-        node = spec
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return spec
+    return with_overrides(spec, overrides)
 
 
 def eval_points(events: list[dict]) -> list[tuple[int, dict]]:

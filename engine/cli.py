@@ -383,6 +383,12 @@ def add_label_commands(sub) -> None:
     add_label_server_command(sub)
 
 
+SPEC_HELP = "the job spec, a YAML file"
+RUN_HELP = "a run id, a unique prefix of one, or a run folder"
+JSON_HELP = "print JSON (events as JSON lines) instead of the readable view"
+DETACH_HELP = "run in the background, surviving this terminal; prints the run id, folder and pid as JSON"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio-engine", description=(
         "Atelier's headless engine: validate and run job specs, follow and control runs."))
@@ -397,53 +403,55 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("run", cmd_run, "Run a job spec (YAML).")
-    p.add_argument("spec")
+    p.add_argument("spec", help=SPEC_HELP)
     p.add_argument("--detach", action="store_true", help="run in the background, surviving this terminal")
     p.add_argument("--json", action="store_true", help="print raw JSON-line events even on a terminal")
     p.add_argument("--run-id", help="use this run id instead of a generated one")
     p = add("attach", cmd_attach, "Print a run's events, from a seq on; --follow keeps following.")
-    p.add_argument("run")
-    p.add_argument("--from-seq", type=int, default=0)
-    p.add_argument("--follow", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--from-seq", type=int, default=0, help="the first event to print, by seq (0: from the start)")
+    p.add_argument("--follow", action="store_true",
+                   help="keep printing new events until the run finishes (or its engine stops)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p = add("cancel", cmd_cancel, "Stop a run gracefully (checkpoint, then cancelled); --force stops it at once.")
-    p.add_argument("run")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--force", action="store_true",
+                   help="stop at once (kill the run's processes) instead of checkpointing first")
     p = add("resume", cmd_resume, "Continue a stopped run from its last checkpoint (same run id).")
-    p.add_argument("run")
-    p.add_argument("--detach", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("run", help=RUN_HELP)
+    p.add_argument("--detach", action="store_true", help=DETACH_HELP)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p = add("list", cmd_list, "List the runs in the workspace.")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p = add("show", cmd_show, "Show a run's state, last metrics and outputs; --doc ID: one document's fate in a clean run.")
-    p.add_argument("run")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--doc", metavar="ID", help="a document id of a clean run: which step removed or changed it, and why")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p = add("preview", cmd_preview, "Clean spec: dry run on a random sample (what each step would remove, and why). "
                                     "Finetune spec: data format, rendered records, memory per method. "
                                     "Evaluate spec: each variant's rendered prompt, as each model reads it.")
-    p.add_argument("spec")
+    p.add_argument("spec", help=SPEC_HELP)
     p.add_argument("--sample", type=int, default=None, help="documents in the sample (default: preview.sample_documents)")
     p.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     p = add("doctor", cmd_doctor, "Hardware, CUDA and package versions of this engine.")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p = add("schema", cmd_schema, "Print the JSON schema of job specs (all kinds, or one).")
-    p.add_argument("kind", nargs="?")
+    p.add_argument("kind", nargs="?", help="one job kind (default: every kind)")
     p = add("validate", cmd_validate, "Check a spec and report every problem with its field.")
-    p.add_argument("spec")
+    p.add_argument("spec", help=SPEC_HELP)
     p = add("demo", cmd_demo, "Run the demo pipeline on the embedded default corpus.")
     p.add_argument("--steps", type=int, default=300, help="pretraining steps (default 300)")
     p.add_argument("--finetune-steps", type=int, default=None, help="fine-tuning steps (default 400)")
     p.add_argument("--no-rlhf", dest="rlhf", action="store_false",
                    help="stop after fine-tuning (skip labeling, the reward model, PPO and GRPO)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     add_label_commands(sub)
     from engine.serve.command import add_serve_command
     add_serve_command(sub)
     from engine.hub import add_push_command
     add_push_command(sub)
     p = sub.add_parser("_exec")  # the detached child of `run --detach` / `resume --detach`
-    p.add_argument("run")
+    p.add_argument("run", help=RUN_HELP)
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=cmd_exec)
     return parser

@@ -16,15 +16,6 @@ WIDTH = 100
 HIDDEN = {"_exec"}  # the detached child of `run --detach`: not for people
 # What an argument without a help string of its own means (by its dest), for this reference.
 PLAIN_HELP = {
-    "spec": "the job spec, a YAML file",
-    "run": "a run id, a unique prefix of one, or a run folder",
-    "json": "print JSON (events as JSON lines) instead of the readable view",
-    "from_seq": "the first event to print, by seq (0: from the start)",
-    "follow": "keep printing new events until the run finishes (or its engine stops)",
-    "force": "stop at once (kill the run's process group) instead of checkpointing first; "
-             "the run resumes from its last checkpoint",
-    "detach": "run in the background, surviving this terminal; prints the run id, folder and pid as JSON",
-    "kind": "one job kind (default: every kind)",
     "name": "the queue's name",
     "file": "the preference file (JSON lines or JSON)",
     "RUN_OR_FILE": "a generate run (id or folder) or its candidates.jsonl",

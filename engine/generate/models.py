@@ -47,7 +47,7 @@ def resolve_models(sources: list[ModelSource], workspace: Path | None) -> list[M
     seen: set[str] = {s.label for s in sources if s.label}
     for i, source in enumerate(sources):
         field = f"models[{i}]"
-        kind, location = _locate(source.path, workspace, f"{field}.path")
+        kind, location = locate(source.path, workspace, f"{field}.path")
         adapter, adapter_field = None, f"{field}.adapter"
         if kind == "adapter":
             if source.adapter:
@@ -56,19 +56,19 @@ def resolve_models(sources: list[ModelSource], workspace: Path | None) -> list[M
                                  f"Put the base model in {field}.path and the adapter in {field}.adapter, or leave "
                                  f"{field}.adapter empty to load {location} on the base model it was trained on.")
             adapter, adapter_field = location, f"{field}.path"
-            base = _trained_on(adapter, adapter_field)
-            label = source.label or _name(source.path, adapter)
+            base = adapter_base(adapter, adapter_field)
+            label = source.label or model_name(source.path, adapter)
         else:
             base = location
-            label = source.label or _name(source.path, base)
+            label = source.label or model_name(source.path, base)
             if source.adapter:
-                adapter_kind, adapter = _locate(source.adapter, workspace, adapter_field)
+                adapter_kind, adapter = locate(source.adapter, workspace, adapter_field)
                 if adapter_kind != "adapter":
                     raise ModelError(f"{adapter} ({adapter_field}) is not a PEFT adapter: it has no "
                                      f"adapter_config.json.",
                                      f"Point {adapter_field} at an adapter folder (a fine-tuning run's output/adapter) "
                                      f"or at its run; a whole model goes in a models entry of its own.")
-                label = source.label or f"{label} + {_name(source.adapter, adapter)}"
+                label = source.label or f"{label} + {model_name(source.adapter, adapter)}"
         if not source.label:
             unique, n = label, 2
             while unique in seen:
@@ -163,7 +163,7 @@ def trained_on(adapter: str) -> str | None:
     return json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path") if config.exists() else None
 
 
-def _locate(path: str, workspace: Path | None, field: str) -> tuple[str, str]:
+def locate(path: str, workspace: Path | None, field: str) -> tuple[str, str]:
     """("model" or "adapter", folder) or ("hub", id)."""
     folder = Path(path).expanduser()
     if not folder.exists() and workspace is not None and (workspace / "runs" / path).is_dir():
@@ -181,7 +181,7 @@ def _locate(path: str, workspace: Path | None, field: str) -> tuple[str, str]:
         output = folder / "output" if (folder / "output").is_dir() else folder
         for name in ("merged", "model", "policy"):  # policy: a PPO, DPO or GRPO run
             if (output / name / "config.json").exists():
-                return _locate(str(output / name), None, field)
+                return locate(str(output / name), None, field)
         if (output / "adapter" / "adapter_config.json").exists():
             return "adapter", str(output / "adapter")
         raise ModelError(f"{folder} ({field}) holds no model: no config.json (a model or checkpoint folder), no "
@@ -198,7 +198,9 @@ def _locate(path: str, workspace: Path | None, field: str) -> tuple[str, str]:
                      "owner/name.")
 
 
-def _trained_on(adapter: str, field: str) -> str:
+def adapter_base(adapter: str, field: str) -> str:
+    """The base model an adapter was trained on, as a folder on this machine or a hub id; an error
+    naming `field` when the adapter does not say or the base is not here."""
     base = trained_on(adapter)
     if not base:
         raise ModelError(f"The adapter {adapter} ({field}) does not say which model it was trained on "
@@ -213,7 +215,7 @@ def _trained_on(adapter: str, field: str) -> str:
                      f"Give the base model in {entry}.path and the adapter in {entry}.adapter.")
 
 
-def _name(given: str, location: str) -> str:
+def model_name(given: str, location: str) -> str:
     """A readable name: the run id (`run@checkpoint-200` for a checkpoint), else the folder's name."""
     if not Path(location).exists():
         return given  # a hub id

@@ -40,9 +40,9 @@ class Policy:
 def resolve_policy(source: PolicyModel, workspace: Path | None, field: str = "model") -> ModelChoice:
     """The model and adapter folders `source` names (`field` is its place in the spec, for messages)."""
     # The generate job's resolution, with this spec's field names in its messages.
-    from engine.generate.models import _locate, _name, _trained_on
+    from engine.generate.models import adapter_base, locate, model_name
 
-    kind, location = _locate(source.path, workspace, f"{field}.path")
+    kind, location = locate(source.path, workspace, f"{field}.path")
     adapter, adapter_field = None, None
     if kind == "adapter":
         if source.adapter:
@@ -51,17 +51,17 @@ def resolve_policy(source: PolicyModel, workspace: Path | None, field: str = "mo
                              f"Put the base model in {field}.path and the adapter in {field}.adapter, or leave "
                              f"{field}.adapter empty to load {location} on the base model it was trained on.")
         adapter, adapter_field = location, f"{field}.path"
-        base = _trained_on(adapter, adapter_field)
+        base = adapter_base(adapter, adapter_field)
     else:
         base = location
         if source.adapter:
-            adapter_kind, adapter = _locate(source.adapter, workspace, f"{field}.adapter")
+            adapter_kind, adapter = locate(source.adapter, workspace, f"{field}.adapter")
             if adapter_kind != "adapter":
                 raise ModelError(f"{adapter} ({field}.adapter) is not a PEFT adapter: it has no adapter_config.json.",
                                  f"Point {field}.adapter at an adapter folder (a fine-tuning run's output/adapter) "
                                  f"or at its run, or put a whole model in {field}.path.")
             adapter_field = f"{field}.adapter"
-    label = _name(source.path, adapter or base)
+    label = model_name(source.path, adapter or base)
     return ModelChoice(0, label, base, adapter, source.trust_remote_code, field, adapter_field)
 
 

@@ -18,7 +18,7 @@ from engine.devices import Placement, check_fits
 from engine.errors import ModelError
 from engine.finetune.memory import lora_trainable
 from engine.finetune.model import linear_module_names, meta_model
-from engine.generate.models import ModelChoice, _locate, _trained_on, load
+from engine.generate.models import ModelChoice, adapter_base, load, locate
 from engine.reward_specs import RewardSpec
 from engine.rlhf_specs import PolicyModel, RLMethod
 
@@ -32,7 +32,7 @@ def resolve_policy_model(model: PolicyModel, workspace: Path | None) -> ModelCho
     The same rules as a generate job's models (run ids, run folders, checkpoints, adapter folders
     loaded on the base they name), with messages that name `model.path` and `model.adapter`.
     """
-    kind, location = _locate(model.path, workspace, "model.path")
+    kind, location = locate(model.path, workspace, "model.path")
     adapter, adapter_field = None, None
     if kind == "adapter":
         if model.adapter:
@@ -40,11 +40,11 @@ def resolve_policy_model(model: PolicyModel, workspace: Path | None) -> ModelCho
                              "Put the base model in model.path and the adapter in model.adapter, or leave "
                              "model.adapter empty to use the adapter on the base model it was trained on.")
         adapter, adapter_field = location, "model.path"
-        base = _trained_on(adapter, adapter_field)
+        base = adapter_base(adapter, adapter_field)
     else:
         base = location
         if model.adapter:
-            adapter_kind, adapter = _locate(model.adapter, workspace, "model.adapter")
+            adapter_kind, adapter = locate(model.adapter, workspace, "model.adapter")
             if adapter_kind != "adapter":
                 raise ModelError(f"{adapter} (model.adapter) is not a PEFT adapter: it has no adapter_config.json.",
                                  "Point model.adapter at an adapter folder (a fine-tuning run's output/adapter) or at "

@@ -74,6 +74,8 @@ class MonitorPage(QWidget):
 class MainWindow(QMainWindow):
     """Public for tests: `sidebar`, `stack`, `page(key)` (builds it on first use), `pages` (those
     built so far), `jobs_dock`, `store`, `tracker`, `show_page(key)`, `current_page_key()`,
+    `engines_button` (the status bar's engines; opens `show_engines()`, the Engines dialog, also
+    File ▸ Engines… / Ctrl+Shift+E; `engines_dialog` once opened), `load_engine_profiles()`,
     `open_run(run_id)`, `monitor_page` (None until a run is opened), `engine_check` (the engine found
     at start, an `EngineCheck`), `first_run_page` (None unless no engine was found).
 
@@ -142,6 +144,16 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.RightDockWidgetArea, self.jobs_dock)
         self.resizeDocks([self.jobs_dock], [240], Qt.Horizontal)
 
+        self.engines_dialog: QWidget | None = None
+        self._engine_profiles: dict[str, Any] = {}
+        self.engines_button = QPushButton("Engines: local")
+        self.engines_button.setObjectName("statusEngines")
+        self.engines_button.setFlat(True)
+        self.engines_button.setCursor(Qt.PointingHandCursor)
+        self.engines_button.setToolTip("The engines runs can go to. Click to add or test an SSH engine (Ctrl+Shift+E).")
+        self.engines_button.clicked.connect(self.show_engines)
+        self.statusBar().addPermanentWidget(self.engines_button)
+        self.load_engine_profiles()
         self._build_menu()
         self.statusBar().showMessage(f"Workspace {self.workspace}  ·  engine: local")
 
@@ -187,6 +199,52 @@ class MainWindow(QMainWindow):
         if local is not None and hasattr(local, "use_python"):
             local.use_python(check.python)
         self.statusBar().showMessage(f"Workspace {self.workspace}  ·  engine: local ({check.python})")
+
+    def load_engine_profiles(self) -> list[str]:
+        """Give the tracker a `RemoteEngine` for each saved SSH profile (replaced when the profile changed;
+        removed with it unless a run on it is still active). Returns the SSH engines' names."""
+        engines = getattr(self.tracker, "engines", None)
+        if self.store is None or engines is None or not hasattr(self.tracker, "add_engine"):
+            return []
+        from engine.rundir import ACTIVE_STATES
+        from studio.engine_profiles import load_profiles, remote_engine
+
+        profiles = {p.name: p for p in load_profiles(self.store) if p.kind == "ssh"}
+        for name, profile in profiles.items():
+            if self._engine_profiles.get(name) != profile or name not in engines:
+                self.tracker.add_engine(remote_engine(profile, parent=self.tracker))
+                self._engine_profiles[name] = profile
+        busy = {r.engine for r in self.store.runs(state=ACTIVE_STATES)}
+        for name in [n for n, e in engines.items() if getattr(e, "is_remote", False)]:
+            if name not in profiles and name not in busy:
+                del engines[name]  # its runs, if any, stay in the store; nothing follows them any more
+                self._engine_profiles.pop(name, None)
+        self._show_engines_label()
+        return [n for n, e in engines.items() if getattr(e, "is_remote", False)]
+
+    def _show_engines_label(self) -> None:
+        engines = getattr(self.tracker, "engines", None) or {}
+        remote = [n for n, e in engines.items() if getattr(e, "is_remote", False)]
+        self.engines_button.setText("Engines: local" + "".join(f"  ·  {n} (SSH)" for n in remote))
+
+    def show_engines(self) -> QWidget:
+        """The Engines dialog: SSH profiles, Test connection, host keys (File ▸ Engines…, Ctrl+Shift+E, or a
+        click on the status bar's engines)."""
+        if self.engines_dialog is None:
+            from studio.widgets.engine_profiles_dialog import EngineProfilesDialog
+
+            python = self.engine_check.python if self.engine_check is not None else None
+            self.engines_dialog = EngineProfilesDialog(self.store, local_python=python, parent=self)
+            self.engines_dialog.profiles_changed.connect(self._profiles_changed)
+        self.engines_dialog.reload()
+        self.engines_dialog.open()
+        return self.engines_dialog
+
+    def _profiles_changed(self) -> None:
+        self.load_engine_profiles()
+        for widget in self.findChildren(QWidget):
+            if hasattr(widget, "refresh_engines") and hasattr(widget, "engine_combo"):
+                widget.refresh_engines()
 
     def show_first_run(self, checks: list) -> QWidget:
         """The first-run screen, listing `checks` (what was tried and why each failed)."""
@@ -265,6 +323,14 @@ class MainWindow(QMainWindow):
 
     def _build_menu(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        engines_action = QAction("&Engines…", self)
+        engines_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
+        engines_action.setStatusTip("Add, edit and test SSH engines")
+        engines_action.triggered.connect(self.show_engines)
+        file_menu.addAction(engines_action)
+        file_menu.addSeparator()
+        self.engines_action = engines_action
+        self.addAction(engines_action)
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         quit_action.setShortcutContext(Qt.ApplicationShortcut)

@@ -428,6 +428,7 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
     from studio import theme
     from studio.app import _skip_pandas
     from studio.main_window import PAGE_KEYS, MainWindow, default_store, default_tracker
+    from studio.screenshots_engines import shoot_engines
     from studio.screenshots_first_run import shoot_first_run
     from studio.screenshots_label import build_demo_label_queues, shoot_label_page
     from studio.screenshots_playground import build_demo_playground, shoot_playground_page
@@ -506,6 +507,7 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
                     continue
                 shot(key)
             shoot_first_run(window, shot)
+            written.append(shoot_engines(window, lambda: _settle(app), out, name))
             window.open_run(runs["demo"])
             monitor = window.monitor_page.monitor
             shot("monitor")

@@ -121,7 +121,19 @@ class RemoteEngine(QObject):
         return str(PurePosixPath(self.workspace) / "specs" / Path(spec_path).name)
 
     def start_run(self, spec_path: str | os.PathLike) -> EngineCommand:
-        """Send the spec, then `run SPEC --detach` on the host; succeeded(dict(run_id, run_dir, pid))."""
+        """Send the spec, then `run SPEC --detach` on the host; succeeded(dict(run_id, run_dir, pid)).
+        When the spec names local files or folders, they are copied to the host first and the spec sent
+        names their copies (a `SyncedStart`, with the same signals; see `studio.client.sync`)."""
+        from studio.client.sync import local_inputs
+        from studio.client.transfers import SyncedStart
+
+        spec = _read_spec(Path(spec_path))
+        if isinstance(spec, dict) and local_inputs(spec):
+            start = SyncedStart(self, Path(spec_path), spec, self._start_plain, parent=self)
+            return self._keep(start, start.done)
+        return self._start_plain(spec_path)
+
+    def _start_plain(self, spec_path: str | os.PathLike) -> EngineCommand:
         remote = self.remote_spec_path(spec_path)
         argv = self.target.argv(ssh.upload_then(remote, self.remote_command("run", remote, "--detach")))
         return self._command(argv, "start the run", stdin=Path(spec_path))
@@ -173,6 +185,8 @@ class RemoteEngine(QObject):
             handle.stop()
         if wait_ms > 0:
             for handle in list(self._live):
+                if getattr(handle, "process", None) is None:  # a SyncedStart: its processes were stopped
+                    continue
                 if handle.process.state() != QProcess.ProcessState.NotRunning and \
                         not handle.process.waitForFinished(wait_ms):
                     handle.process.kill()
@@ -193,6 +207,15 @@ class RemoteEngine(QObject):
 
     def stored_events(self, run_id: str, from_seq: int = 0) -> Iterator[Event]:
         return iter(())
+
+
+def _read_spec(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None  # the engine says what is wrong with it
 
 
 # ------------------------------------------------------------------------------ test connection

@@ -155,6 +155,7 @@ class RunMonitor(QWidget):
         self.tabs.addTab(self.log_view, "Logs")
         self.tabs.addTab(self.samples_view, "Samples")
         self.tabs.addTab(self.artifacts_view, "Artifacts")
+        self.artifacts_view.copy_requested.connect(self.copy_artifact)
 
         self.error_label = QLabel()
         self.error_label.setObjectName("fieldError")
@@ -233,6 +234,28 @@ class RunMonitor(QWidget):
             chart.set_log_y(log_y)
 
     # --------------------------------------------------------------------------------- loading
+    def copy_artifact(self, path: str) -> Any:
+        """Copy an artifact of a run on an SSH engine to `<local workspace>/remote-outputs/<run>/<name>`
+        (in a QProcess; the artifacts view says when it is there). Returns the `OutputPull`."""
+        from pathlib import PurePosixPath
+
+        from studio.client.transfers import OutputPull
+
+        record = self.store.get_run(self.run_id) if self.run_id else None
+        if record is None or self.tracker is None:
+            return None
+        engine = self.tracker.engine_for(record)
+        remote = PurePosixPath(path)
+        if not remote.is_absolute() and record.run_dir:
+            remote = PurePosixPath(record.run_dir) / remote
+        local = self.tracker.engines[self.tracker.default_engine].workspace
+        destination = Path(local) / "remote-outputs" / self.run_id / remote.name
+        view = self.artifacts_view
+        view.copy_status.setText(f"Copying {remote.name} from {engine.target.host}…")
+        pull = OutputPull(engine, str(remote), destination, parent=self)
+        pull.finished.connect(lambda ok, message: view.copy_status.setText(message))
+        return pull
+
     def load(self, run_id: str) -> None:
         """Show `run_id`: its stored history now, its live events as they come."""
         self.clear_overlays()
@@ -253,7 +276,8 @@ class RunMonitor(QWidget):
             self.state = record.state
             self.step, self.total, self.eta_s = record.step, record.total_steps, record.eta_s
             self.last_seq = record.last_seq
-            self.artifacts_view.set_run_dir(record.run_dir or None)
+            engine = self.tracker.engine_for(record) if hasattr(self.tracker, "engine_for") else None
+            self.artifacts_view.set_run_dir(record.run_dir or None, remote=getattr(engine, "is_remote", False))
             if record.error:
                 self._show_error(record.error)
         else:

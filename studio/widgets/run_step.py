@@ -23,9 +23,11 @@ class RunStep:
         page, layout = self._step_page(self.WHERE_STEP)
         engine_box = QGroupBox("Engine")
         self.engine_combo = QComboBox()
-        self.engine_combo.addItem("Local engine (this computer)", "local")
-        engine_note = QLabel("Remote GPU hosts over SSH arrive with the engine profiles; a run on the "
-                             "local engine keeps going if the studio is closed.")
+        self.engine_combo.setToolTip("SSH engines are added in File ▸ Engines… (Ctrl+Shift+E).")
+        self.refresh_engines()
+        engine_note = QLabel("This computer's engine, or an SSH engine (File ▸ Engines… adds one). Local files "
+                             "and folders the spec names are copied to an SSH engine's workspace first, once per "
+                             "content. A run keeps going when the studio is closed or the connection drops.")
         engine_note.setObjectName("help")
         engine_note.setWordWrap(True)
         engine_layout = QVBoxLayout(engine_box)
@@ -37,6 +39,29 @@ class RunStep:
         layout.addWidget(self.launch_plan_box)
         layout.addStretch(1)
         self.steps.addWidget(scrolled(page))
+
+    def refresh_engines(self) -> None:
+        """List the tracker's engines: the local one first, then the SSH ones (keeps the choice)."""
+        combo = getattr(self, "engine_combo", None)
+        if combo is None:
+            return
+        chosen = combo.currentData()
+        combo.blockSignals(True)
+        combo.clear()
+        default = getattr(self.tracker, "default_engine", "local")
+        combo.addItem("Local engine (this computer)", default)
+        for name, engine in (getattr(self.tracker, "engines", None) or {}).items():
+            if getattr(engine, "is_remote", False):
+                combo.addItem(f"{name}  (SSH: {engine.target.host})", name)
+        index = combo.findData(chosen)
+        combo.setCurrentIndex(max(index, 0))
+        combo.blockSignals(False)
+
+    def selected_engine(self) -> str | None:
+        """The name of the engine chosen for the run (None: the tracker's default)."""
+        combo = getattr(self, "engine_combo", None)
+        name = combo.currentData() if combo is not None else None
+        return None if name in (None, getattr(self.tracker, "default_engine", "local")) else name
 
     def engine(self) -> Any:
         """The engine that answers previews: the one given (`engine_given`), the tracker's default,

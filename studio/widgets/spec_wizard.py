@@ -256,6 +256,8 @@ class SpecWizard(CorpusStep, RunStep, QWidget):
             self.refresh_review()
         if self.STEPS[index] == self.CORPUS_STEP and getattr(self, "dataset_picker", None) is not None:
             self.dataset_picker.refresh()
+        if self.STEPS[index] == self.WHERE_STEP:
+            self.refresh_engines()
         self._entering_step(self.STEPS[index])
         if self.steps.currentIndex() != index:
             self.steps.setCurrentIndex(index)
@@ -387,9 +389,13 @@ class SpecWizard(CorpusStep, RunStep, QWidget):
         if self.tracker is None:
             self.status_label.setText(f"Spec written to {path}; no engine is connected to run it.")
             return path
-        self.status_label.setText(f"Starting {path.name} on the local engine…")
+        engine = self.selected_engine()
+        where = f"{engine} (local inputs are copied there first)" if engine else "the local engine"
+        self.status_label.setText(f"Starting {path.name} on {where}…")
         self.launch_button.setEnabled(False)
-        command = self.tracker.launch(path)
+        command = self.tracker.launch(path, engine=engine) if engine else self.tracker.launch(path)
+        if hasattr(command, "progress"):
+            command.progress.connect(lambda text: self.status_label.setText(text))
         self._launching = command
         command.succeeded.connect(self._launch_succeeded)
         command.failed.connect(lambda _message: self._launch_done())

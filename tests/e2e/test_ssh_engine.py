@@ -164,7 +164,12 @@ def test_a_remote_run_survives_a_dropped_connection_with_no_gap_and_no_duplicate
         assert launch.error is None, launch.error
         run_id = launch.result["run_id"]
         run_dir = Path(launch.result["run_dir"])
-        assert run_dir.parent.parent == weird and (weird / "specs" / spec_path.name).read_text() == spec_path.read_text()
+        assert run_dir.parent.parent == weird
+        # The spec sent names the copy of the local corpus in the remote workspace's inputs/.
+        sent = yaml.safe_load((weird / "specs" / spec_path.name).read_text())
+        copy = Path(sent["input"]["sources"][0])
+        assert copy.parent.parent == weird / "inputs" and copy.read_bytes() == corpus.read_bytes()
+        assert sent == {**yaml.safe_load(spec_path.read_text()), "input": {"sources": [str(copy)]}}
         assert store.get_run(run_id).engine == "lab box"
 
         # 3. Mid-run, the connection dies (the multiplexing master is killed): the tracker re-attaches.
@@ -210,4 +215,88 @@ def test_a_remote_run_survives_a_dropped_connection_with_no_gap_and_no_duplicate
     assert [e["status"] for e in remote_events if e["type"] == "finished"] == ["cancelled", "cancelled"]
     assert states.count("running") == 2 and states[-1] == "cancelled"
     assert not list(tmp_path.rglob("pwned")) and not (Path.home() / "pwned").exists()
+    store.close()
+
+
+def _trust(sshd: Sshd) -> None:
+    """Accept the test server's key (the user's click on "Trust this host key")."""
+    from studio.client.ssh import SshTarget, parse_keyscan, resolve
+
+    resolved = resolve(SshTarget(sshd.host, config_file=str(sshd.config)))
+    scan = subprocess.run(["ssh-keyscan", "-T", "10", "-p", str(resolved.port), resolved.hostname],
+                          check=True, capture_output=True, text=True, timeout=20)
+    accept_host_keys(parse_keyscan(scan.stdout), resolved.known_hosts)
+
+
+def test_local_inputs_are_copied_once_the_run_completes_remotely_and_outputs_come_back(qtbot, tmp_path, sshd):
+    from studio.client.transfers import InputSync, OutputPull, RemoteOutputs
+
+    _trust(sshd)
+    workspace = tmp_path / "remote-ws"
+    store = Store(tmp_path / "store.db")
+    save_profile(store, EngineProfile("lab", host=sshd.host, python=sys.executable, workspace=str(workspace),
+                                      ssh_config=str(sshd.config)))
+    remote = remote_engine(get_profile(store, "lab"), control_dir=str(sshd.control_dir))
+    remote.extra_env = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    corpus = _distinct_corpus(tmp_path / "my corpus; $HOME 'x' \"q\" `id`.jsonl", documents=300)
+    spec_path = tmp_path / "clean.yaml"
+    spec_path.write_text(yaml.safe_dump({"kind": "clean", "name": "synced", "input": {"sources": [str(corpus)]},
+                                         "workers": 1}))
+    tracker = RunTracker(store, LocalEngine(workspace=tmp_path / "local"))
+    tracker.add_engine(remote)
+    launches = []
+    try:
+        for _ in range(2):
+            launch = tracker.launch(spec_path, engine="lab")
+            with qtbot.waitSignal(launch.done, timeout=30000):
+                pass
+            assert launch.error is None, launch.error
+            launches.append(launch)
+            _wait(qtbot, lambda run_id=launch.result["run_id"]: store.get_run(run_id).state == "completed", 60,
+                  "completed")
+    finally:
+        tracker.shutdown()
+
+    first, second = launches
+    assert [u.local for u in first.sync.copied] == [corpus] and second.sync.copied == []  # copied once
+    remote_copy = Path(first.sync.remote_paths[str(corpus)])
+    assert remote_copy.parent.parent == workspace / "inputs" and remote_copy.name == corpus.name
+    assert remote_copy.read_bytes() == corpus.read_bytes()
+    assert not (workspace / "inputs" / ".incoming").exists()
+    run_dir = Path(second.result["run_dir"])
+    assert yaml.safe_load((run_dir / "spec.yaml").read_text())["input"]["sources"] == [str(remote_copy)]
+    assert yaml.safe_load(spec_path.read_text())["input"]["sources"] == [str(corpus)]  # the local spec is unchanged
+
+    # The outputs, listed on the host and pulled back (a file with rsync when there is one, a folder with scp).
+    listing = RemoteOutputs(remote, str(run_dir / "output"))
+    with qtbot.waitSignal(listing.finished, timeout=20000):
+        pass
+    entries = {e.name: e for e in listing.entries}
+    assert "report.json" in entries and entries["report.json"].bytes > 0
+    pulled = tmp_path / "pulled" / "report.json"
+    pull = OutputPull(remote, entries["report.json"].path, pulled)
+    with qtbot.waitSignal(pull.finished, timeout=20000):
+        pass
+    assert pull.error is None, pull.error
+    assert pulled.read_bytes() == (run_dir / "output" / "report.json").read_bytes()
+    folder = next(e for e in listing.entries if e.is_dir)
+    pull = OutputPull(remote, folder.path, tmp_path / "pulled" / folder.name, allow_rsync=False)
+    with qtbot.waitSignal(pull.finished, timeout=20000):
+        pass
+    assert pull.error is None and pull.tool == "scp", pull.error
+    assert sorted(p.name for p in (tmp_path / "pulled" / folder.name).rglob("*")) == \
+        sorted(p.name for p in Path(folder.path).rglob("*"))
+
+    # A folder goes up with scp too, into a workspace whose path needs quoting (staged in the home).
+    data = tmp_path / "data dir; 'x'"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "a $b.txt").write_text("a")
+    remote.workspace = str(tmp_path / "ws $x; 'q'")
+    sync = InputSync(remote, {"sources": [str(data)]}, allow_rsync=False)
+    sync.start()
+    with qtbot.waitSignal(sync.finished, timeout=20000):
+        pass
+    assert sync.error is None and sync.tool == "scp", sync.error
+    assert (Path(sync.remote_paths[str(data)]) / "sub" / "a $b.txt").read_text() == "a"
+    assert not list(tmp_path.rglob("pwned")) and not (Path.home() / ".atelier-incoming").exists()
     store.close()

@@ -153,3 +153,43 @@ def test_qt_calls_do_not_leak_references_to_none(qtbot):
     for _ in range(2000):
         label.setText("x")
     assert abs(sys.getrefcount(None) - before) < 100
+
+
+def test_ssh_profiles_become_engines_of_the_tracker_shown_in_the_status_bar_and_edited_in_the_dialog(qtbot, workspace, store):
+    from studio.client import LocalEngine
+    from studio.engine_profiles import EngineProfile, save_profile
+    from studio.run_tracker import RunTracker
+
+    save_profile(store, EngineProfile("lab", host="gpu-lab", python="~/v/bin/python", workspace="~/ws"))
+    tracker = RunTracker(store, LocalEngine(workspace=workspace))
+    w = MainWindow(workspace, store=store, tracker=tracker, reattach=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    assert getattr(tracker.engines["lab"], "is_remote", False) and tracker.engines["lab"].target.host == "gpu-lab"
+    assert "lab (SSH)" in w.engines_button.text()
+
+    assert w.engines_action.shortcut().toString() == "Ctrl+Shift+E" and w.engines_action in w.menuBar().actions()[0].menu().actions()
+    w.engines_action.trigger()
+    dialog = w.engines_dialog
+    assert dialog is not None and dialog.isVisible() and dialog.profile_names() == ["lab"]
+    dialog.reject()
+    w.engines_button.click()
+    assert dialog.isVisible()
+
+    dialog.add_button.click()
+    for edit, text in ((dialog.name_edit, "big box"), (dialog.host_edit, "me@10.0.0.5")):
+        edit.setText(text)
+    dialog.save_button.click()
+    assert tracker.engines["big box"].target.host == "me@10.0.0.5"
+    assert "big box (SSH)" in w.engines_button.text()
+    page = w.page("pretrain")
+    page.go_to_step(page.STEPS.index(page.WHERE_STEP))
+    assert [page.engine_combo.itemData(i) for i in range(page.engine_combo.count())] == ["local", "lab", "big box"]
+
+    dialog.select("lab")
+    dialog.delete_button.click()
+    assert "lab" not in tracker.engines and "lab (SSH)" not in w.engines_button.text()
+    assert [page.engine_combo.itemData(i) for i in range(page.engine_combo.count())] == ["local", "big box"]
+    dialog.reject()
+    w.close()

@@ -29,10 +29,12 @@ class FakeTracker(QObject):
         super().__init__()
         self.store = store
         self.launched: list = []
+        self.engines_used: list = []
         self.command = FakeCommand()
 
     def launch(self, spec_path, engine=None):
         self.launched.append(spec_path)
+        self.engines_used.append(engine)
         return self.command
 
     def cancel(self, run_id, force=False):
@@ -173,3 +175,22 @@ def test_a_test_can_drive_the_wizard_with_a_spec_dict(page, tracker, tmp_path):
     assert other.launched and other.launched[0].parent == tmp_path / "elsewhere" / "specs"
     assert not tracker.launched
     assert load_spec(other.launched[0]).name == "driven"
+
+
+def test_where_to_run_lists_the_ssh_engines_and_the_run_goes_to_the_one_chosen(page, tracker):
+    from types import SimpleNamespace
+
+    assert [page.engine_combo.itemData(i) for i in range(page.engine_combo.count())] == ["local"]
+    tracker.default_engine = "local"
+    tracker.engines = {"local": SimpleNamespace(is_remote=False),
+                       "lab box": SimpleNamespace(is_remote=True, target=SimpleNamespace(host="gpu-lab"))}
+    page.go_to_step(STEPS.index("Where to run"))
+    combo = page.engine_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == ["Local engine (this computer)", "lab box  (SSH: gpu-lab)"]
+    combo.setCurrentIndex(1)
+    page.launch()
+    assert tracker.engines_used == ["lab box"] and "lab box" in page.status_label.text()
+    tracker.command.failed.emit("no")
+    combo.setCurrentIndex(0)
+    page.launch()
+    assert tracker.engines_used == ["lab box", None]  # the tracker's default: the local engine

@@ -100,10 +100,10 @@ def cmd_run(args) -> int:
 
 def _execute_launched(args, run: RunDirectory, spec, resume: bool) -> int:
     """Several processes (torchrun / deepspeed): start the launcher, show rank 0's events as they land."""
-    from engine.launch import launcher_command
+    from engine.launch import launcher_command, launcher_env
 
     command = launcher_command(spec, args.workspace, run.run_id, resume)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
+    env = launcher_env(spec, dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8"))
     with open(run.log_path, "ab") as log_file:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env)
     from_seq = run.read_status().last_seq + 1 if resume and run.read_status() else 0

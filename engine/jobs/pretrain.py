@@ -94,8 +94,9 @@ def prepare_tokenizer(ctx: JobContext, train_documents) -> PreTrainedTokenizerBa
                                     model_max_length=spec.model.context_length,
                                     objective=spec.model.resolved_objective)
         ctx.events.log("info", f"Trained a {spec.tokenizer.train.algorithm} tokenizer of {len(tokenizer)} tokens.")
-    with atomic_directory(saved) as tmp:
-        tokenizer.save_pretrained(tmp)
+    if ctx.primary:  # every process trains the same tokenizer; one writes it
+        with atomic_directory(saved) as tmp:
+            tokenizer.save_pretrained(tmp)
     ctx.events.artifact("tokenizer", str(saved), {"vocab_size": len(tokenizer)})
     return tokenizer
 
@@ -201,6 +202,8 @@ def _sampler(tokenizer, prompts: list[str], max_new_tokens: int):
 def save_final_model(ctx: JobContext, trainer: Trainer, tokenizer, final: dict) -> str:
     """save_pretrained folder (safetensors) + tokenizer + model card, written atomically."""
     target = ctx.run.output_dir / "model"
+    if not ctx.primary:  # one process writes (under torchrun the others would replace it with a weightless copy)
+        return str(target)
     with atomic_directory(target) as tmp:
         trainer.model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

@@ -51,6 +51,10 @@ def runs(request, tmp_path_factory, corpus_file) -> RunPool:
     planned = [("test_example_spec_shortened_completes_with_falling_loss", "example", start_run(example_spec()))]
     planned += [(f"test_other_architectures_train[{a}]", a, start_run(architecture_spec(corpus_file, a)))
                 for a in ARCHITECTURES]
+    planned.append(("test_torchrun_two_processes_over_gloo_pretrain_one_model", "gloo",
+                    start_run(tiny_spec(str(corpus_file), **{"resources.gpus": 2, "train.max_steps": 10,
+                                                             "train.checkpoint_every": 10, "train.eval_every": 10,
+                                                             "train.sample_every": 10}))))
     pool = RunPool(tmp_path_factory.mktemp("pretrain-runs"), workers=1)
     wanted = selected_tests(request)
     for test, key, job in planned:
@@ -206,3 +210,26 @@ def test_other_architectures_train(runs, architecture):
     if architecture == "bert":
         from transformers import AutoModelForMaskedLM
         AutoModelForMaskedLM.from_pretrained(engine.only_run() / "output" / "model")
+
+
+def test_torchrun_two_processes_over_gloo_pretrain_one_model(runs):
+    engine, result = runs.result("gloo")
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
+    run_dir = next((engine.workspace / "runs").iterdir())
+    events = engine.events(run_dir)
+    _assert_gapless(events)  # only rank 0 writes events
+    assert sum(e["type"] == "started" for e in events) == 1 and events[-1]["status"] == "completed"
+    assert (run_dir / "output" / "model" / "model.safetensors").exists()
+    log = (run_dir / "engine.log").read_text()
+    assert "rank 1 of 2" in log
+
+
+def test_a_launch_splits_the_cores_between_its_processes_unless_told():
+    from types import SimpleNamespace
+
+    from engine.launch import launcher_env
+
+    spec = SimpleNamespace(resources=SimpleNamespace(gpus=2))
+    threads = int(launcher_env(spec, {})["OMP_NUM_THREADS"])
+    assert threads == max(1, (os.cpu_count() or 1) // 2)
+    assert launcher_env(spec, {"OMP_NUM_THREADS": "3"})["OMP_NUM_THREADS"] == "3"

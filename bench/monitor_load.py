@@ -33,7 +33,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from studio import theme  # noqa: E402
 from studio.app import _skip_pandas  # noqa: E402
-from studio.screenshots import demo_events  # noqa: E402
+from studio.screenshot_events import demo_events  # noqa: E402
 
 PROBE_MS = 5
 FEED_MS = 10

@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QObject, Qt, Signal
 
 from studio.main_window import PAGE_KEYS, MainWindow
-from studio.screenshots import synthetic_demo_events
+from studio.screenshot_events import synthetic_demo_events
 
 HEAVY = ("torch", "transformers", "datasets", "peft", "trl", "deepspeed", "bitsandbytes", "gradio")
 

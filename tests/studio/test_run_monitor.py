@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QObject, Signal
 
-from studio.screenshots import synthetic_demo_events
+from studio.screenshot_events import synthetic_demo_events
 from studio.widgets.run_monitor import RunMonitor
 
 

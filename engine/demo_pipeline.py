@@ -91,18 +91,18 @@ def rl_start(sft_run: RunDirectory) -> Path:
 
 
 def rlhf_stage(stage, workspace: Path, sft_model: Path, start: Path) -> str:
-    """Candidates from the fine-tuned model, labeled by the checker; a reward model on its body; PPO
-    and GRPO from `start` (a checkpoint of the same run, same tokenizer)."""
+    """Candidates from `start` (a checkpoint of the fine-tuning run, same tokenizer), labeled by the
+    checker; a reward model on the final fine-tuned model's body; PPO and GRPO from `start`."""
     from engine.labeling.batch import import_batch
     from engine.labeling.checker_labels import label_by_checker
     from engine.labeling.store import LabelStore
 
-    print(f"\nAtelier demo, stage 4 of {STAGES}: RLHF. The fine-tuned model answers new prompts four times each; "
-          f"the task's checker labels pairs of its answers (standing in for a person: the labels are of kind "
-          f"'checker' in the store); a reward model learns from them; PPO against the reward model and GRPO "
-          f"against the checker then improve on the fine-tuning run's {start.name.replace('-', ' at step ')}.",
-          flush=True)
-    candidates = stage(demo_candidates_spec_data(str(sft_model)), "demo candidates")
+    where = start.name.replace("-", " at step ")
+    print(f"\nAtelier demo, stage 4 of {STAGES}: RLHF, starting from the fine-tuning run's {where}. It answers "
+          f"new prompts four times each; the task's checker labels pairs of its answers (standing in for a person: "
+          f"the labels are of kind 'checker' in the store); a reward model learns from them; PPO against the "
+          f"reward model and GRPO against the checker then improve on the {where}.", flush=True)
+    candidates = stage(demo_candidates_spec_data(str(start)), "demo candidates")
     store = LabelStore(workspace / "store.db")
     queue = store.create_queue(candidates.run_id.replace("-candidates-", "-labels-"), source=candidates.run_id,
                                guidelines="Labeled by the reverse task's checker (the demo), not by a person.")

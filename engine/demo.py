@@ -76,12 +76,13 @@ DEMO_TASK = "reverse"
 DEMO_EVALUATION = {"task": DEMO_TASK, "examples": 300, "seed": 1234, "max_new_tokens": 16}
 
 
-def demo_candidates_spec_data(policy: str, prompts: int = 18000) -> dict:
+def demo_candidates_spec_data(policy: str, prompts: int = 26000) -> dict:
     """Four answers per prompt from the policy PPO starts from, sampled as PPO samples (temperature
     1): the reward model learns to rank the very answers PPO will produce — on-policy labels, as
     InstructGPT's labelers ranked its SFT policy's outputs. Their wrong answers are mostly near
-    misses (one word swapped or misspelt), hard for a model this small to spot: it takes ~14,000
-    pairs to rank 90% of held-out ones right (6,000 prompts give 4,500 pairs and 76%; docs/rlhf.md)."""
+    misses (one word swapped or misspelt), hard for a model this small to spot: it takes ~20,000
+    pairs to rank over 90% of held-out ones right (6,000 prompts give 4,500 pairs and 76%,
+    18,000 give 14,000 and 89–91%; docs/rlhf.md)."""
     return {
         "kind": "generate",
         "name": "demo-reverse-candidates",
@@ -105,8 +106,8 @@ def demo_reward_spec_data(sft_model: str, queue: str) -> dict:
         "model": {"path": sft_model},
         "data": {"sources": [f"queue:{queue}"], "eval_fraction": 0.1, "max_length": 64},
         "method": {"name": "full"},
-        "train": {"max_steps": 900, "batch_size": 64, "learning_rate": 3e-4, "warmup_steps": 10,
-                  "eval_every": 150, "checkpoint_every": 450, "log_every": 10},
+        "train": {"max_steps": 1200, "batch_size": 64, "learning_rate": 3e-4, "warmup_steps": 10,
+                  "eval_every": 200, "checkpoint_every": 600, "log_every": 10},
         "resources": {"device": "auto"},
         "seed": 0,
     }

@@ -307,6 +307,7 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
     from studio.screenshots_first_run import shoot_first_run
     from studio.screenshots_label import build_demo_label_queues, shoot_label_page
     from studio.screenshots_playground import build_demo_playground, shoot_playground_page
+    from studio.screenshots_rlhf import build_demo_rlhf_chain, shoot_rlhf_page
 
     _skip_pandas()
     out = Path(out_dir)
@@ -321,6 +322,7 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
         clean = build_demo_clean_run(ws, store)
         build_demo_label_queues(ws)
         playground = build_demo_playground(ws, store)
+        chain = build_demo_rlhf_chain(ws, store)
         for name in ("light", "dark"):
             theme.apply(app, name)
             tracker = default_tracker(store, ws)
@@ -366,6 +368,9 @@ def render_all(out_dir: Path | str, workspace: Path | str | None = None) -> list
                     continue
                 if key == "playground":
                     shoot_playground_page(window, shot, playground)
+                    continue
+                if key == "rlhf":
+                    shoot_rlhf_page(window, shot, chain, lambda: _settle(app, 1))
                     continue
                 if key == "tokenizer":
                     page = window.page("tokenizer")

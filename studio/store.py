@@ -112,6 +112,19 @@ def _number(value: Any) -> float | None:
     return None
 
 
+# Progress units that count a run's training steps (PPO counts iterations: its metrics' steps).
+STEP_UNITS = ("step", "steps", "iteration", "iterations")
+
+
+def spec_total_steps(spec: Any) -> int | None:
+    """The steps a run's spec will train for: `train.max_steps`, or PPO's `train.iterations`."""
+    train = spec.get("train") if isinstance(spec, dict) else None
+    if not isinstance(train, dict):
+        return None
+    total = train.get("max_steps", train.get("iterations"))
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
+
+
 class Store:
     """The studio database at `path` (created with its tables if missing)."""
 
@@ -277,14 +290,14 @@ class Store:
                 updates["kind"] = spec["kind"]
             if spec.get("name"):
                 updates["name"] = spec["name"]
-            max_steps = (spec.get("train") or {}).get("max_steps") if isinstance(spec.get("train"), dict) else None
-            if isinstance(max_steps, int):
+            max_steps = spec_total_steps(spec)
+            if max_steps is not None:
                 updates["total_steps"] = max_steps
         elif kind == "progress":
             updates.update(progress_stage=event.get("stage"), progress_done=event.get("done"),
                            progress_total=event.get("total"), progress_unit=event.get("unit"),
                            eta_s=event.get("eta_s"))
-            if event.get("unit") in ("step", "steps") and isinstance(event.get("done"), (int, float)):
+            if event.get("unit") in STEP_UNITS and isinstance(event.get("done"), (int, float)):
                 updates["step"] = int(event["done"])
                 if isinstance(event.get("total"), (int, float)):
                     updates["total_steps"] = int(event["total"])

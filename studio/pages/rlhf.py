@@ -193,9 +193,9 @@ class RLHFPage(QWidget):
         self.cards["sft"].status.setText(sft.headline or sft.state if sft else "No fine-tuning run yet")
         self.cards["sft"].set_items([(f"{sft.name}  ·  {sft.state}", sft.run_id)] if sft else [])
         labeled = [q for q in pipeline.queues if q.items]
-        self.cards["labels"].status.setText(f"{pipeline.labels} labels in {len(labeled)} queue"
+        self.cards["labels"].status.setText(f"{pipeline.labels:,} labels in {len(labeled)} queue"
                                             f"{'s' if len(labeled) != 1 else ''}" if labeled else "No labels yet")
-        self.cards["labels"].set_items([(f"{q.name}: {q.labels} labels, {q.done}/{q.items} items done", None)
+        self.cards["labels"].set_items([(f"{q.name}: {q.labels:,} labels, {q.done:,}/{q.items:,} items done", None)
                                         for q in labeled])
         best = pipeline.best_reward_run()
         self.cards["reward"].status.setText(best.headline or best.state if best else "No reward model yet")
@@ -273,7 +273,7 @@ def _next_sentence(step: str, pipeline: Pipeline) -> str:
     return {
         "sft": "Next: fine-tune a model on the Fine-tune page; its run anchors this chain.",
         "labels": "Next: generate candidate answers from it and label them on the Label page.",
-        "reward": f"Next: train a reward model on the labels ({pipeline.labels}), or skip it with DPO.",
+        "reward": f"Next: train a reward model on the labels ({pipeline.labels:,}), or skip it with DPO.",
         "policy": "Next: run PPO against the reward model (or GRPO, or DPO on the labels).",
         "done": "Every stage has a completed run. Compare the policy with the SFT model in the run monitor, or "
                 "label the policy's answers for another round.",

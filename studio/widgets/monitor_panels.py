@@ -34,7 +34,7 @@ FINETUNE_PANELS: Panels = (
 # The preference and RL jobs (docs/rlhf.md): what each is judged by first, then its training signals.
 REWARD_PANELS: Panels = (
     PANELS[0],
-    ("pairwise_accuracy", "Pairwise accuracy (held out)", ("pairwise_accuracy",)),
+    ("pairwise_accuracy", "Pairwise accuracy", ("pairwise_accuracy",)),
     ("mean_margin", "Mean margin", ("mean_margin",)),
     *(panel for panel in PANELS[1:] if panel[0] in ("lr", "grad_norm", "memory")),
 )

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.rundir import ACTIVE_STATES
+from studio.store import STEP_UNITS, spec_total_steps
 from studio.widgets import formatting
 from studio.widgets.artifacts_view import ArtifactsView
 from studio.widgets.elided_label import ElidedLabel
@@ -71,7 +72,7 @@ class RunMonitor(QWidget):
         self.eta_label.setObjectName("subtitle")
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)
-        self.progress.setFixedWidth(120)
+        self.progress.setFixedWidth(90)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Cancel gracefully: the engine saves a checkpoint, then stops.")
         self.stop_button.clicked.connect(self.stop)
@@ -79,7 +80,7 @@ class RunMonitor(QWidget):
         self.resume_button.setToolTip("Continue from the last checkpoint under the same run id.")
         self.resume_button.clicked.connect(self.resume)
         header = QHBoxLayout()
-        header.setSpacing(12)
+        header.setSpacing(8)
         header.addWidget(self.title)
         header.addWidget(self.state_badge)
         header.addStretch(1)
@@ -371,7 +372,7 @@ class RunMonitor(QWidget):
                     self.step = int(step)
                 self._pending_header = True
             elif kind == "progress":
-                if event.get("unit") in ("step", "steps"):
+                if event.get("unit") in STEP_UNITS:
                     self.step = int(event.get("done") or 0)
                     self.total = int(event["total"]) if event.get("total") else self.total
                 self.eta_s = event.get("eta_s")
@@ -385,8 +386,7 @@ class RunMonitor(QWidget):
             elif kind == "started":
                 self.state = "running"
                 spec = event.get("spec") or {}
-                total = (spec.get("train") or {}).get("max_steps") if isinstance(spec, dict) else None
-                self.total = total or self.total
+                self.total = spec_total_steps(spec) or self.total
                 self._pending_header = True
             elif kind == "finished":
                 status = event.get("status")

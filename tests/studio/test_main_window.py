@@ -130,7 +130,8 @@ def test_screenshot_mode_writes_every_page_as_a_png(tmp_path):
     assert run.returncode == 0, run.stderr
     shots = sorted(out_dir.glob("*.png"))
     names = {p.name for p in shots}
-    assert {"pretrain-light.png", "monitor-dark.png", "runs-light.png", "runs-dark.png"} <= names
+    assert {"pretrain-light.png", "monitor-dark.png", "runs-light.png", "runs-dark.png", "monitor-ppo-light.png",
+            "monitor-reward-dark.png"} <= names
     for key in PAGE_KEYS:
         if key != "monitor":
             assert f"{key}-light.png" in names and f"{key}-dark.png" in names

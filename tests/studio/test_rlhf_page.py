@@ -91,3 +91,20 @@ def test_page_highlights_the_next_stage_and_opens_prefilled_wizards(qtbot, works
         assert page.start(kind).validate() == [], kind
     ppo = page.start("ppo")
     assert [str(p) for p in ppo.validate()] == ["reward_model: String should have at least 1 character"]
+
+
+def test_the_recorded_demo_chain_links_as_real_runs_do(workspace, store):
+    """`studio --screenshot` shows a real demo's stage 4 (resources/demo/rlhf): its specs, moved into a
+    new workspace, must still link reward, PPO and GRPO to the fine-tuning run."""
+    from studio.screenshots_rlhf import build_demo_rlhf_chain
+
+    runs = build_demo_rlhf_chain(workspace, store)
+    assert set(runs) == {"finetune", "reward", "ppo", "grpo"}
+    pipeline = build_pipeline(workspace, store, LabelStore(workspace / "store.db"), runs["finetune"])
+    assert [r.run_id for r in pipeline.reward_runs] == [runs["reward"]]
+    assert {r.run_id for r in pipeline.policy_runs} == {runs["ppo"], runs["grpo"]}
+    assert all(r.state == "completed" for r in [pipeline.sft, *pipeline.reward_runs, *pipeline.policy_runs])
+    assert pipeline.reward_runs[0].headline.startswith("pairwise accuracy")
+    assert next(r for r in pipeline.policy_runs if r.kind == "ppo").headline.startswith("task accuracy")
+    spec = (workspace / "runs" / runs["ppo"] / "spec.yaml").read_text()
+    assert "$WORKSPACE" not in spec and str(workspace) in spec

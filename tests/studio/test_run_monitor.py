@@ -83,6 +83,20 @@ def test_live_events_grow_the_chart_after_the_timer(monitor, store, tracker, qtb
     assert "600" in monitor.progress_label.text()
 
 
+def test_a_ppo_run_shows_its_iterations_out_of_the_total(monitor, store, tracker):
+    started = {"v": 1, "seq": 0, "t": 1.0, "type": "started",
+               "spec": {"kind": "ppo", "name": "ppo", "train": {"iterations": 40}}}
+    store.add_run("ppo-1", kind="ppo", name="ppo")
+    store.add_events("ppo-1", [started])
+    monitor.load("ppo-1")
+    progress = {"v": 1, "seq": 1, "t": 2.0, "type": "progress", "stage": "train", "done": 12, "total": 40,
+                "unit": "iterations", "eta_s": 30.0}
+    store.add_events("ppo-1", [progress])
+    tracker.run_events.emit("ppo-1", [progress])
+    monitor.redraw()
+    assert monitor.progress_label.text() == "step 12 / 40" and not monitor.progress.isHidden()
+
+
 def test_events_already_shown_or_of_other_runs_are_ignored(monitor, store, tracker, qtbot):
     events = synthetic_demo_events("dup", steps=1000, upto=200)
     store.add_run("dup", kind="pretrain")

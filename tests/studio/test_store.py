@@ -53,6 +53,13 @@ def test_a_batch_out_of_order_is_ingested_in_seq_order(store):
     assert store.events("r1", ["log"])[0]["message"] == "hello"
 
 
+def test_a_ppo_run_counts_its_iterations_as_steps(store):
+    store.add_events("p1", [event(0, "started", spec={"kind": "ppo", "name": "p", "train": {"iterations": 40}})])
+    assert store.get_run("p1").total_steps == 40
+    store.add_events("p1", [event(1, "progress", stage="train", done=12, total=40, unit="iterations", eta_s=30.0)])
+    assert (store.get_run("p1").step, store.get_run("p1").total_steps) == (12, 40)
+
+
 def test_state_and_progress_follow_the_events_and_never_go_back(store):
     store.add_events("r1", [event(0, "started", spec={"kind": "pretrain", "name": "run"}, pid=123, host="h"),
                             event(1, "progress", stage="train", done=5, total=50, unit="steps", eta_s=12.5),

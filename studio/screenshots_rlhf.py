@@ -68,8 +68,9 @@ def shoot_rlhf_page(window, shot, chain: dict[str, str], settle) -> None:
 
 
 def record(workspace: Path, out: Path = RECORDED_CHAIN) -> None:
-    """Copy the newest demo chain of `workspace` (a finetune run and the reward, PPO and GRPO runs
-    whose specs name it) into `out`, the workspace's path replaced by the placeholder."""
+    """Copy the newest demo run of each stage of `workspace` (the demo's fine-tuning run, its reward
+    model, PPO and GRPO: one demo's chain when the workspace's newest demo finished) into `out`, the
+    workspace's path replaced by the placeholder."""
     runs_dir = workspace / "runs"
     newest = {kind: max(runs_dir.glob(f"demo-reverse-{name}-*"))
               for kind, name in (("finetune", "words"), ("reward", "reward"), ("ppo", "ppo"), ("grpo", "grpo"))}

@@ -126,6 +126,10 @@ class LabelPage(QWidget):
         self.import_button.clicked.connect(self.import_file)
         self.export_button = QPushButton("Export…")
         self.export_button.clicked.connect(self.export_file)
+        self.checker_button = QPushButton("Let the task's checker label…")
+        self.checker_button.setToolTip("Let a built-in task's checker label this queue's pairs (candidates of "
+                                       "builtin:tasks prompts): the right answer beats a wrong one")
+        self.checker_button.clicked.connect(lambda: self.label_by_checker())
         self.share_button = QPushButton("Share…")
         self.share_button.setToolTip("Serve this queue as a web page so others label in their browser")
         self.share_button.clicked.connect(self.share)
@@ -178,6 +182,8 @@ class LabelPage(QWidget):
         self.overview = OverviewView()
         self.conflicts = ConflictsView()
         self.tabs.addTab(self.overview, "Overview")
+        self.overview.annotator_actions.addWidget(self.checker_button)
+        self.overview.annotator_actions.addStretch(1)
         self.tabs.addTab(self.conflicts, "Conflicts")
         from studio.pages.label_generate import GenerateTab
 
@@ -222,7 +228,8 @@ class LabelPage(QWidget):
 
     def _queue_chosen(self) -> None:
         queue = self.queue
-        for button in (self.edit_button, self.import_button, self.export_button, self.share_button):
+        for button in (self.edit_button, self.import_button, self.checker_button, self.export_button,
+                       self.share_button):
             button.setEnabled(queue is not None)
         if queue is None:
             self.view.show_task(None)
@@ -332,6 +339,22 @@ class LabelPage(QWidget):
         args = ["import-batch", run_or_file]
         args += ["--queue", queue.name] if queue else ["--queue", Path(run_or_file).name, "--create"]
         self._labels_command(args, f"import the candidates of {run_or_file}", self._imported)
+
+    def label_by_checker(self, confirm: bool = True) -> None:
+        """`labels auto-label`: the task checker labels every pair whose two answers it judged. Its labels
+        are of kind "checker", never yours: exports can leave them out (`--kind human`)."""
+        queue = self.queue
+        if queue is None:
+            return
+        if confirm and QMessageBox.question(
+                self, "Label by checker",
+                f"Let the task's checker label the pairs of queue '{queue.name}'?\n\n"
+                "It labels pairs of answers to built-in task prompts (Generate with prompts from builtin:tasks): "
+                "the right answer beats a wrong one; two right answers tie; two wrong ones are both bad. Its labels "
+                "are marked as the checker's, not as a person's, and items it labeled are not offered to "
+                "it again.") != QMessageBox.Yes:
+            return
+        self._labels_command(["auto-label", "--queue", queue.name], f"label {queue.name} by checker", self._imported)
 
     def export_file(self, path: str | None = None, fmt: str | None = None) -> None:
         queue = self.queue

@@ -121,3 +121,29 @@ def test_share_starts_the_web_page_and_stops_it(qtbot, page):
     with qtbot.waitSignal(dialog.server.ended, timeout=15_000):
         dialog.stop()
     assert dialog.start_button.isEnabled()
+
+
+def test_candidates_of_a_builtin_task_are_labeled_by_the_checker(qtbot, page, tmp_path):
+    """Generate-run candidates carry the checker's verdicts; "Label by checker…" turns them into
+    labels of kind "checker" through the engine's `labels auto-label`."""
+    candidates = tmp_path / "candidates.jsonl"
+    verdicts = [(True, False, False), (False, False, True), (True, True, False)]
+    with open(candidates, "w", encoding="utf-8") as f:
+        for i, prompt_verdicts in enumerate(verdicts):
+            f.write(json.dumps({"id": f"reverse-{i}", "prompt": f"Reverse the order of the words.\n\ncat sun {i}",
+                                "candidates": [{"text": f"answer {i}.{j}", "model": "sft", "meta": {"correct": ok}}
+                                               for j, ok in enumerate(prompt_verdicts)],
+                                "meta": {"task": "reverse", "input": f"cat sun {i}"}}) + "\n")
+    page.create_queue(name="checked", mode="pair", guidelines="", overlap=0.0, overlap_annotators=2)
+    page.import_batch(str(candidates))
+    wait_message(qtbot, page, "3 prompts")
+    assert page.labels.progress("checked").items == 9  # C(3, 2) pairs per prompt
+    assert page.checker_button.isEnabled()
+
+    page.label_by_checker(confirm=False)
+    wait_message(qtbot, page, "labeled 9 items")
+    # right over wrong: 2 + 2 + 2 pairs; one tie (prompt 2); both wrong: one pair each in prompts 0 and 1
+    assert "6 correct-over-wrong, 1 both correct (tie), 2 both wrong" in page.message.text()
+    labels = page.labels.labels(page.labels.queue("checked"))
+    assert len(labels) == 9 and {label.kind for label in labels} == {"checker"}
+    assert page.labels.progress("checked").done == 9

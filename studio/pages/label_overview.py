@@ -17,14 +17,18 @@ from engine.labeling.agreement import agreement, conflicts, readable_preference
 from engine.labeling.store import LabelStore, Queue
 
 
-def _table(headers: list[str]) -> QTableWidget:
+def _table(headers: list[str], stretch: int = 0) -> QTableWidget:
+    """A read-only table whose column `stretch` takes the room left (its text gives way to the others,
+    which fit their contents)."""
     table = QTableWidget(0, len(headers))
     table.setHorizontalHeaderLabels(headers)
     table.verticalHeader().hide()
     table.setEditTriggers(QAbstractItemView.NoEditTriggers)
     table.setSelectionBehavior(QAbstractItemView.SelectRows)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeToContents)
+    header.setSectionResizeMode(stretch, QHeaderView.Stretch)
+    header.setStretchLastSection(False)
     return table
 
 
@@ -130,7 +134,7 @@ class ConflictsView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.found = []
-        self.table = _table(["Item", "Prompt", "Verdicts"])
+        self.table = _table(["Item", "Prompt", "Verdicts"], stretch=1)
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
         self.table.horizontalHeader().setStretchLastSection(False)
         self.table.itemSelectionChanged.connect(self._show_selected)

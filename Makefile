@@ -18,13 +18,13 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/studio-engine demo
 
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 studio: $(STAMP)
 	$(BIN)/studio
 
 screenshots: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/studio --screenshot docs/screenshots
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tools.screenshots docs/screenshots
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/pretrain_overhead.py

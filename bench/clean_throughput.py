@@ -13,7 +13,7 @@ deduplicated by:
 
 Both use `near_dup.words` to split words, so they hash the same shingle sets. Recall and precision
 are measured against exact 5-gram Jaccard (brute force over the pairs sharing at least one
-5-gram), as in tests/engine/test_near_dup.py: recall = share of pairs with Jaccard ≥ 0.9 of which
+5-gram), as in tests/engine/cleaning/test_near_dup.py: recall = share of pairs with Jaccard ≥ 0.9 of which
 at most one document survives; precision = share of reported (document, earlier document) pairs
 with Jaccard ≥ threshold − 0.1 (datasketch does not verify its candidates, so it is credited with
 the best of them). Rounds are interleaved and medians reported; prints one JSON line. Target: ours

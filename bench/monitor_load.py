@@ -32,8 +32,8 @@ from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from studio import theme  # noqa: E402
-from studio.app import _skip_pandas  # noqa: E402
-from studio.screenshot_events import demo_events  # noqa: E402
+from studio.app import skip_pandas  # noqa: E402
+from tools.screenshots.events import demo_events  # noqa: E402
 
 PROBE_MS = 5
 FEED_MS = 10
@@ -187,10 +187,10 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--frames", type=int, default=120)
     args = parser.parse_args()
-    _skip_pandas()
+    skip_pandas()
     app = QApplication.instance() or QApplication([])
     theme.apply(app, "light")
-    from studio.store import Store
+    from studio.models.store import Store
     from studio.widgets.run_monitor import RunMonitor
 
     template, recorded = metric_template()

@@ -34,11 +34,12 @@ from transformers.generation.streamers import BaseStreamer  # noqa: E402
 from engine.data.builtin import python_docs_documents  # noqa: E402
 from engine.data.tokenizer_training import train_tokenizer  # noqa: E402
 from engine.finetune.rendering import text_ids  # noqa: E402
-from engine.generate.models import load, resolve_model, stop_ids  # noqa: E402
+from engine.generate.models import load, stop_ids  # noqa: E402
 from engine.generate.sampling import SeededSampler  # noqa: E402
-from engine.generate_specs import ModelSource  # noqa: E402
+from engine.models import resolve_choice  # noqa: E402
 from engine.serve.protocol import ServeSampling  # noqa: E402
-from engine.specs import TokenizerTraining  # noqa: E402
+from engine.specs.generate import ModelSource  # noqa: E402
+from engine.specs.tokenizer import TokenizerTraining  # noqa: E402
 
 PROMPTS = 4
 # A pause before each timed generation: the other process's OpenMP threads spin for a while after
@@ -170,7 +171,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         parameters, prompts = build_model(Path(tmp), args.hidden, args.layers)
         dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-        model, tokenizer = load(resolve_model(ModelSource(path=tmp), None), args.device, dtype, lambda *_: None)
+        choice = resolve_choice(ModelSource(path=tmp), None, "model")
+        model, tokenizer = load(choice, args.device, dtype, lambda *_: None)
         stops = stop_ids(model, tokenizer, None)
         serve = Serve(args.device, args.precision)
         model_id = serve.request({"op": "load", "id": "load", "model": {"path": tmp}}, "loaded")[2]["model_id"]

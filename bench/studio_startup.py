@@ -20,8 +20,8 @@ import time
 
 CHILD = """
 import sys
-from studio.app import _skip_pandas
-_skip_pandas()
+from studio.app import skip_pandas
+skip_pandas()
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from studio import theme

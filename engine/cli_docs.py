@@ -13,7 +13,8 @@ import argparse
 from engine.cli import build_parser
 
 WIDTH = 100
-HIDDEN = {"_exec"}  # the detached child of `run --detach`: not for people
+HIDDEN = {"_exec", "_dispatch", "_node"}  # children the engine starts itself (`run --detach`, the queue, a host of
+# a multi-node run): not for people
 # What an argument without a help string of its own means (by its dest), for this reference.
 PLAIN_HELP = {
     "name": "the queue's name",

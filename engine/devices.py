@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from engine.errors import ResourceError
-from engine.specs import Resources
+from engine.specs.base import Resources
 
 
 @dataclass
@@ -28,6 +28,11 @@ class Placement:
     @property
     def precision(self) -> str:
         return "bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype to load weights in: the mixed-precision type, fp32 without one."""
+        return torch.bfloat16 if self.bf16 else torch.float16 if self.fp16 else torch.float32
 
 
 def resolve(resources: Resources) -> Placement:

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.kinds import KINDS
 from engine.rundir import RunDirectory, find_run
 
 KEYRING_SERVICE = "atelier"
@@ -27,9 +28,6 @@ WHAT_FOLDERS: dict[str, tuple[tuple[str, ...], str]] = {
     "tokenizer": (("tokenizer",), "model"),
     "dataset": (("dataset",), "dataset"),
 }
-# What a run of each kind uploads when --what is not given (finetune: the adapter when it made one).
-DEFAULT_WHAT = {"pretrain": "model", "finetune": "adapter", "reward": "reward_model", "dpo": "policy",
-                "grpo": "policy", "ppo": "policy", "clean": "dataset", "tokenizer": "tokenizer"}
 
 
 class PushError(Exception):
@@ -76,7 +74,7 @@ def choose_folder(run: RunDirectory, what: str | None) -> tuple[Path, str, str]:
     """(folder to upload, repo type, what) for `--what` (or the run kind's usual output)."""
     if what is None:
         kind = _run_kind(run)
-        what = DEFAULT_WHAT.get(kind)
+        what = KINDS[kind].upload if kind in KINDS else None  # finetune: the adapter when it made one
         if what is None:
             raise PushError(f"A {kind or 'unknown'} run has nothing to push by default: give --what "
                             f"({', '.join(WHAT_FOLDERS)}).")
@@ -89,6 +87,29 @@ def choose_folder(run: RunDirectory, what: str | None) -> tuple[Path, str, str]:
             return folder, repo_type, what
     raise PushError(f"Run {run.run_id} has no {what} to push: {run.output_dir / names[-1]} does not exist "
                     f"(has the run completed? `studio-engine show {run.run_id}` lists its outputs).")
+
+
+def check_contents(run: RunDirectory, folder: Path) -> None:
+    """Refuse (PushError) a folder whose upload would reach beyond the run's own files: the folder (or
+    output/) being a symbolic link, or holding one — the upload would send whatever it points at, a key
+    or a home folder — or holding something that is not a plain file or folder (a pipe would hang it)."""
+    for outer in (run.output_dir, folder):
+        if outer.is_symlink():
+            raise PushError(f"{outer} is a symbolic link (to {os.readlink(outer)}): push uploads only the run's own "
+                            "files, never what a link points to. Replace the link with the folder itself.")
+    odd: list[str] = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            path = Path(root) / name
+            if path.is_symlink():
+                odd.append(f"{path.relative_to(folder)} → {os.readlink(path)}")
+            elif not (path.is_dir() or path.is_file()):
+                odd.append(f"{path.relative_to(folder)} (not a regular file)")
+    if odd:
+        shown = "; ".join(odd[:5]) + (f"; and {len(odd) - 5} more" if len(odd) > 5 else "")
+        raise PushError(f"{folder} holds symbolic links or special files ({shown}): push uploads only the run's own "
+                        "files, never what a link points to. Replace each link with the file itself, or remove it, "
+                        "then push again; nothing was uploaded.")
 
 
 def _run_kind(run: RunDirectory) -> str | None:
@@ -111,6 +132,7 @@ OFFLINE_MESSAGE = ("The Hugging Face Hub is not reachable from here{why}: nothin
 def push(run: RunDirectory, repo: str, what: str | None = None, private: bool = False) -> str:
     """Upload the chosen folder to `repo` (created when missing); return the repository's URL."""
     folder, repo_type, what = choose_folder(run, what)
+    check_contents(run, folder)
     if offline():
         raise PushError(OFFLINE_MESSAGE.format(why=" (HF_HUB_OFFLINE is set)", unset=", with HF_HUB_OFFLINE unset"))
     token = resolve_token()

@@ -23,6 +23,19 @@ def rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def engine_identity() -> tuple[int, str | None, str]:
+    """The process that status.json names (pid, start, host): this one, or in a run on several hosts
+    the coordinator that started them (the one `cancel` signals, wherever rank 0 landed)."""
+    import socket
+
+    from engine.processes import process_start
+
+    if os.environ.get("ATELIER_ENGINE_PID"):
+        return (int(os.environ["ATELIER_ENGINE_PID"]), os.environ.get("ATELIER_ENGINE_PID_STARTED") or None,
+                os.environ.get("ATELIER_ENGINE_HOST") or socket.gethostname())
+    return os.getpid(), process_start(os.getpid()), socket.gethostname()
+
+
 def inside_launcher() -> bool:
     return "LOCAL_RANK" in os.environ
 
@@ -32,14 +45,22 @@ def needs_launcher(spec) -> bool:
 
 
 def launcher_command(spec, workspace: Path, run_id: str, resume: bool) -> list[str]:
-    """torchrun for one host; the deepspeed launcher (hostfile) for several."""
+    """torchrun for one host; for several, node 0's command over SSH (resources.hosts) or the deepspeed
+    launcher (a hostfile)."""
     resources = spec.resources
     engine = ["-m", "engine.cli", "--workspace", str(workspace), "_exec", run_id] + (["--resume"] if resume else [])
+    if resources.nodes > 1 and getattr(resources, "hosts", None):
+        # One command a host (engine.multinode); the first node's stands for them all.
+        from engine.multinode import node_commands
+
+        return node_commands(spec, workspace, run_id, resume, f"{resources.hosts[0]}:PORT", f"{run_id}-ID")[0]
     if resources.nodes > 1:
         if not resources.hostfile:
             from engine.errors import UserError
-            raise UserError(f"resources.nodes is {resources.nodes} but resources.hostfile is empty.",
-                            "Write a hostfile (one `host slots=N` line per machine) and set resources.hostfile.")
+            raise UserError(f"resources.nodes is {resources.nodes} but neither resources.hosts nor resources.hostfile "
+                            "names the machines.",
+                            "List the machines' SSH host aliases in resources.hosts (torchrun on each over SSH), or "
+                            "write a hostfile (one `host slots=N` line per machine) for the deepspeed launcher.")
         return ["deepspeed", "--hostfile", resources.hostfile, "--num_nodes", str(resources.nodes),
                 "--num_gpus", str(resources.gpus), "--module", *engine[1:]]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={resources.gpus}", *engine]

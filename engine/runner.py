@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -21,14 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine import __version__
-from engine.errors import ResourceError, UserError
+from engine.errors import ResourceError, UserError, disk_full_error
+from engine.kinds import KINDS
+from engine.launch import engine_identity
 from engine.protocol import Event, EventWriter
 from engine.rundir import RunDirectory, RunStatus
+from engine.specs import with_workspace_paths
 
-JOB_MODULES = {"clean": "engine.jobs.clean", "pretrain": "engine.jobs.pretrain", "tokenizer": "engine.jobs.tokenizer",
-               "finetune": "engine.jobs.finetune", "generate": "engine.jobs.generate", "reward": "engine.jobs.reward",
-               "dpo": "engine.jobs.dpo", "grpo": "engine.jobs.grpo", "ppo": "engine.jobs.ppo",
-               "evaluate": "engine.jobs.evaluate"}
 HEARTBEAT_SECONDS = float(os.environ.get("ATELIER_HEARTBEAT_S", "5"))
 EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 130}
 
@@ -45,6 +45,7 @@ class JobContext:
     run: RunDirectory
     events: EventWriter
     resume_from: Path | None = None
+    resumed: bool = False  # started by `resume`: a kind that keeps its own state (a sweep) carries on from it
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     step: int = 0
     primary: bool = True  # rank 0 of a multi-process run (or the only process): the one that reports
@@ -58,8 +59,9 @@ class JobContext:
             self.step = step
         if not self.primary:
             return
+        pid, started, host = engine_identity()
         self.run.write_status(RunStatus(
-            state="running", pid=os.getpid(), last_seq=self.events.next_seq - 1,
+            state="running", pid=pid, pid_started=started, host=host, last_seq=self.events.next_seq - 1,
             kind=self.spec.kind, name=self.spec.name, step=self.step))
 
 
@@ -72,6 +74,7 @@ class ProcessOutput:
         self._log_file = open(log_path, "ab", buffering=0)
         self._saved = (os.dup(1), os.dup(2))
         self._thread: threading.Thread | None = None
+        self._stop_tee = threading.Event()
         if echo:
             read_end, write_end = os.pipe()
             original_stderr = os.dup(2)
@@ -87,12 +90,25 @@ class ProcessOutput:
         sys.stderr = os.fdopen(os.dup(2), "w", encoding="utf-8", buffering=1)
 
     def _tee(self, read_end: int, original_stderr: int) -> None:
-        while chunk := os.read(read_end, 65536):
-            self._log_file.write(chunk)
-            try:
-                os.write(original_stderr, chunk)
-            except OSError:
-                pass
+        # Not "read until EOF": a child process (multiprocessing's resource tracker, a data loader worker)
+        # can hold the pipe's write end after the run ends, and EOF would wait for it. Once the run has
+        # restored its descriptors, what is already in the pipe is drained and the thread stops.
+        while True:
+            ready, _, _ = select.select([read_end], [], [], 0.1)
+            if not ready:
+                if self._stop_tee.is_set():
+                    break
+                continue
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            # Neither a full disk (engine.log) nor a closed terminal may stop this thread: the pipe would
+            # fill and every write to stdout or stderr in the run would block.
+            for fd in (self._log_file.fileno(), original_stderr):
+                try:
+                    os.write(fd, chunk)
+                except OSError:
+                    pass
         os.close(read_end)
 
     def restore(self) -> None:
@@ -106,7 +122,8 @@ class ProcessOutput:
         os.dup2(self._saved[0], 1)
         os.dup2(self._saved[1], 2)
         if self._thread is not None:
-            self._thread.join(timeout=2)  # the pipe's last writer is gone: the tee sees EOF
+            self._stop_tee.set()
+            self._thread.join(timeout=5)
 
 
 def _configure_logging() -> None:
@@ -132,8 +149,11 @@ def _heartbeat(ctx: JobContext, stop: threading.Event, lock: threading.Lock, out
         with lock:  # the finished event's lock: no heartbeat may follow `finished`
             if outcome:
                 return
-            ctx.events.heartbeat()
-            ctx.update_status()
+            try:
+                ctx.events.heartbeat()
+                ctx.update_status()
+            except OSError as e:  # a full disk: the job's own writes fail too, and say so
+                log.warning("heartbeat not written: %s", e)
 
 
 def _install_signal_handlers(ctx: JobContext, finish: Callable[..., None]) -> None:
@@ -155,7 +175,11 @@ def _install_signal_handlers(ctx: JobContext, finish: Callable[..., None]) -> No
     signal.signal(signal.SIGTERM, on_signal)
 
 
-def _describe_failure(exc: BaseException) -> dict:
+def _describe_failure(exc: BaseException, where: Path | None = None) -> dict:
+    """The `error` of a failed run's `finished` event: a user error as it is; a full disk or memory as a
+    resource error with what to do; anything else as what it is — a bug, with its traceback in engine.log."""
+    if not isinstance(exc, UserError):
+        exc = disk_full_error(exc, str(where) if where else None) or exc
     if isinstance(exc, UserError):
         return {"type": exc.type, "message": exc.message, "hint": exc.hint}
     text = str(exc).lower()
@@ -185,9 +209,10 @@ def execute(run: RunDirectory, spec, live_sinks: list[Callable[[Event], None]] |
         sinks.insert(0, sink_factory(output.events_stream))
     from engine.launch import rank
     primary = rank() == 0  # the other ranks of a torchrun/deepspeed launch train silently
-    events = EventWriter(run.events_path, sinks) if primary else EventWriter(None, [])
+    events = EventWriter(run.events_path, sinks, workspace=run.workspace) if primary else EventWriter(None, [])
     resume_from = run.last_checkpoint() if resume else None
-    ctx = JobContext(spec=spec, run=run, events=events, resume_from=resume_from, primary=primary)
+    spec = with_workspace_paths(spec, run.workspace)
+    ctx = JobContext(spec=spec, run=run, events=events, resume_from=resume_from, resumed=resume, primary=primary)
     finished_lock = threading.Lock()
     outcome: dict = {}
 
@@ -196,29 +221,38 @@ def execute(run: RunDirectory, spec, live_sinks: list[Callable[[Event], None]] |
             if outcome:
                 return
             outcome["status"] = status
-            events.finished(status, summary, error)
+            try:
+                events.finished(status, summary, error)
+            except OSError as e:  # a full disk: the live readers have it; the status below says it too
+                log.error("the finished event could not be stored: %s", e)
             if not primary:
                 return
-            run.write_status(RunStatus(state=status, pid=os.getpid(), last_seq=events.next_seq - 1,
-                                       kind=spec.kind, name=spec.name, step=ctx.step))
+            pid, started, host = engine_identity()
+            try:
+                run.write_status(RunStatus(state=status, pid=pid, pid_started=started, host=host,
+                                           last_seq=events.next_seq - 1, kind=spec.kind, name=spec.name,
+                                           step=ctx.step))
+            except OSError as e:
+                log.error("status.json could not be written: %s", e)
 
     _install_signal_handlers(ctx, finish)
-    ctx.update_status()
     log.info("run %s (%s) starting in pid %d, rank %d of %s", run.run_id, spec.kind, os.getpid(), rank(),
              os.environ.get("WORLD_SIZE", "1"))
-    from engine.devices import describe_devices
-
-    events.started(run_id=run.run_id, spec=spec.model_dump(mode="json"), host=socket.gethostname(),
-                   pid=os.getpid(), engine_version=__version__, devices=describe_devices(),
-                   resumed_from_step=_checkpoint_step(resume_from) if resume else None)
-    if resume and resume_from is None:
-        events.log("warning", "No checkpoint to resume from: the run starts again from step 0.")
     stop_heartbeat = threading.Event()
-    if primary:
-        threading.Thread(target=_heartbeat, args=(ctx, stop_heartbeat, finished_lock, outcome), daemon=True).start()
     started = time.time()
     try:
-        job = importlib.import_module(JOB_MODULES[spec.kind])
+        ctx.update_status()
+        from engine.devices import describe_devices
+
+        events.started(run_id=run.run_id, spec=spec.model_dump(mode="json"), host=socket.gethostname(),
+                       pid=os.getpid(), engine_version=__version__, devices=describe_devices(),
+                       resumed_from_step=_checkpoint_step(resume_from) if resume else None)
+        if resume and resume_from is None and KINDS[spec.kind].trains:
+            events.log("warning", "No checkpoint to resume from: the run starts again from step 0.")
+        if primary:
+            threading.Thread(target=_heartbeat, args=(ctx, stop_heartbeat, finished_lock, outcome),
+                             daemon=True).start()
+        job = importlib.import_module(KINDS[spec.kind].job)
         summary = job.run(ctx)
         summary["duration_s"] = round(time.time() - started, 1)
         finish("completed", summary)  # a job that stops early on cancel raises Cancelled
@@ -229,7 +263,7 @@ def execute(run: RunDirectory, spec, live_sinks: list[Callable[[Event], None]] |
             log.error("%s (%s)", exc.message, exc.hint)
         else:
             log.error("run failed:\n%s", traceback.format_exc())
-        finish("failed", {"step": ctx.step}, _describe_failure(exc))
+        finish("failed", {"step": ctx.step}, _lost_node(run, spec, exc, ctx.step) or _describe_failure(exc, run.path))
     finally:
         stop_heartbeat.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -237,6 +271,19 @@ def execute(run: RunDirectory, spec, live_sinks: list[Callable[[Event], None]] |
         events.close()
         output.restore()
     return EXIT_CODES[outcome["status"]]
+
+
+def _lost_node(run: RunDirectory, spec, exc: BaseException, step: int) -> dict | None:
+    """On several hosts, a collective that failed because a node went away: the error names that node."""
+    from engine.multinode import lost_connection, lost_node_message, multinode, wait_for_lost_node
+
+    if not multinode(spec) or not lost_connection(exc):
+        return None
+    node = wait_for_lost_node(run)
+    if node is None:
+        return None
+    message, hint = lost_node_message(node, spec.resources.nodes, run, step)
+    return {"type": "node_lost", "message": message, "hint": hint}
 
 
 def _checkpoint_step(path: Path | None) -> int | None:

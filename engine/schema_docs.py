@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from engine.specs import SPEC_MODELS, json_schema
+from engine.specs import json_schema, spec_models
 
 
 def _type(prop: dict) -> str:
@@ -58,7 +58,7 @@ def render() -> str:
     out = ["# Job spec reference", "",
            "Generated from the engine's pydantic specs by `python -m engine.schema_docs`; "
            "`studio-engine schema KIND` prints the same as JSON schema. Unknown keys are errors.", ""]
-    for kind in SPEC_MODELS:
+    for kind in spec_models():
         schema = json_schema(kind)
         out += [f"## `kind: {kind}`", ""]
         _section(kind, schema, "", schema.get("$defs", {}), out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.specs import ModelSpec
+from engine.specs.pretrain import ModelSpec
 
 # Named sizes offered by the pretraining wizard.
 MODEL_PRESETS: dict[str, dict[str, int]] = {

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+from pathlib import Path
 from typing import TextIO
 
 from engine.protocol import Event
+from engine.workspace_paths import artifact_path
 
 
 def format_duration(seconds: float | None) -> str:
@@ -32,9 +34,10 @@ def _number(value) -> str:
 class TerminalView:
     """A sink for EventWriter (or for events read back by `attach`) that draws on a terminal."""
 
-    def __init__(self, stream: TextIO, color: bool = True):
+    def __init__(self, stream: TextIO, color: bool = True, workspace: Path | None = None):
         self.stream = stream
         self.color = color
+        self.workspace = workspace  # events name its files relative to it; a terminal shows where they are
         self.progress: Event | None = None
         self.latest: dict[str, float] = {}
         self.artifacts: set[str] = set()
@@ -106,7 +109,7 @@ class TerminalView:
             self._print(f"  sample @ step {event.get('step')}: {self._c(repr(event.get('prompt')), '33')} → {text}")
         elif kind == "artifact":
             self.artifacts.add(event.get("path"))
-            self._print(f"  {event.get('kind')}: {event.get('path')}")
+            self._print(f"  {event.get('kind')}: {self._where(event.get('path'))}")
         elif kind == "log":
             level = event.get("level", "info")
             color = {"warning": "33", "error": "31"}.get(level, "2")
@@ -127,4 +130,7 @@ class TerminalView:
             if error.get("hint"):
                 self._print(f"  what to do: {error['hint']}")
         if summary.get("model") and summary["model"] not in self.artifacts:
-            self._print(self._c(f"  model: {summary['model']}", "1"))
+            self._print(self._c(f"  model: {self._where(summary['model'])}", "1"))
+
+    def _where(self, path: object) -> str:
+        return artifact_path(str(path), self.workspace) if self.workspace is not None and path else str(path)

@@ -1,6 +1,6 @@
 """`studio`: the Atelier desktop application.
 
-    studio [--workspace DIR] [--theme light|dark] [--screenshot DIR]
+    studio [--workspace DIR] [--theme light|dark]
 
 Start-up stays light: pyqtgraph (the slowest import) loads when the first run monitor is built,
 and torch and friends are never imported by the studio.
@@ -23,12 +23,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workspace", type=Path, default=None,
                         help="Folder holding runs/ and store.db (default: $ATELIER_WORKSPACE or ~/atelier).")
     parser.add_argument("--theme", choices=("light", "dark"), default="light", help="Colour theme.")
-    parser.add_argument("--screenshot", type=Path, metavar="DIR", default=None,
-                        help="Render every page (with a demo run) to PNGs in DIR, in both themes, then exit.")
     return parser.parse_args(argv)
 
 
-def _skip_pandas() -> None:
+def skip_pandas() -> None:
     # sqlite-utils imports pandas when it is installed (the engine extra brings it) only to map
     # pd.Timestamp to a column type; the studio never stores DataFrames, and pandas (+pyarrow)
     # costs ~0.4 s of start-up. Marking it absent makes sqlite-utils skip it.
@@ -36,13 +34,11 @@ def _skip_pandas() -> None:
         sys.modules["pandas"] = None  # type: ignore[assignment]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    _skip_pandas()
+def application():
+    """The QApplication with Atelier's names and icon (made once)."""
+    skip_pandas()
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
-
-    from studio import theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Atelier")
@@ -50,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationDisplayName("Atelier")
     icon = Path(__file__).resolve().parents[1] / "packaging/icons/hicolor/256x256/apps/atelier.png"
     app.setWindowIcon(QIcon.fromTheme("atelier", QIcon(str(icon))))  # the installed theme's, else the repository's
-    if args.screenshot is not None:
-        from studio.screenshots import render_all
+    return app
 
-        written = render_all(args.screenshot, args.workspace)
-        print(f"wrote {len(written)} screenshots to {args.screenshot}")
-        return 0
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    app = application()
+    from studio import theme
+
     theme.apply(app, args.theme)
     from studio.main_window import MainWindow
 

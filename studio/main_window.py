@@ -7,16 +7,27 @@ here (or passed in by tests) and handed to the pages, which talk through signals
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QPushButton, QStackedWidget,
-    QVBoxLayout, QWidget,
+    QApplication,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
-from studio.pages.upcoming import WORKFLOWS, UpcomingPage
+if TYPE_CHECKING:  # for the annotations: start-up imports the store and the tracker only to make them
+    from studio.client.run_tracker import Tracker
+    from studio.models.store import Store
 
 # Sidebar order; Ctrl+1..8 follow it.
 PAGES: tuple[tuple[str, str], ...] = (
@@ -33,15 +44,15 @@ PAGE_KEYS = tuple(key for key, _ in PAGES)
 
 
 def default_store(workspace: Path):
-    from studio.store import Store
+    from studio.models.store import Store
 
     return Store(Path(workspace) / "store.db")
 
 
 def default_tracker(store: Any, workspace: Path):
     from studio.client.engine import LocalEngine
-    from studio.engine_setup import SETTING_KEY
-    from studio.run_tracker import RunTracker
+    from studio.models.engine_setup import SETTING_KEY
+    from studio.client.run_tracker import RunTracker
 
     # The engine's Python chosen on the first-run screen, else the studio's own (checked at start).
     python = store.get_setting(SETTING_KEY) if store is not None else None
@@ -53,7 +64,7 @@ class MonitorPage(QWidget):
 
     back = Signal()
 
-    def __init__(self, store: Any, tracker: Any, parent: QWidget | None = None):
+    def __init__(self, store: Any, tracker: Tracker | None, parent: QWidget | None = None):
         super().__init__(parent)
         from studio.widgets.run_monitor import RunMonitor  # pyqtgraph loads here, not at start-up
 
@@ -82,7 +93,7 @@ class MainWindow(QMainWindow):
     `engine_probe`: checks for a working engine at start (default: one when the window makes its
     own tracker; tests that pass a tracker get no check unless they pass a probe)."""
 
-    def __init__(self, workspace: Path | str, store: Any = None, tracker: Any = None,
+    def __init__(self, workspace: Path | str, store: Store | None = None, tracker: Tracker | None = None,
                  reattach: bool = True, engine_probe: Any = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.workspace = Path(workspace).expanduser()
@@ -95,7 +106,7 @@ class MainWindow(QMainWindow):
         self.monitor_page: MonitorPage | None = None
         self.first_run_page: QWidget | None = None
         self.engine_check: Any = None
-        self.setWindowTitle(f"Atelier — {self.workspace}")
+        self.setWindowTitle(str(self.workspace))  # Qt adds the application's name: "… — Atelier"
         self.resize(1280, 800)
         self.setMinimumSize(QSize(960, 600))
 
@@ -142,7 +153,15 @@ class MainWindow(QMainWindow):
         self.jobs_dock = JobsDock(self.store, self.tracker, self)
         self.jobs_dock.open_run.connect(self.open_run)
         self.addDockWidget(Qt.RightDockWidgetArea, self.jobs_dock)
-        self.resizeDocks([self.jobs_dock], [240], Qt.Horizontal)
+        self.resizeDocks([self.jobs_dock], [220], Qt.Horizontal)
+        self.jobs_button = QPushButton("")
+        self.jobs_button.setObjectName("statusEngines")
+        self.jobs_button.setFlat(True)
+        self.jobs_button.setCursor(Qt.PointingHandCursor)
+        self.jobs_button.setToolTip("Show or hide the active jobs (View ▸ Active jobs).")
+        self.jobs_button.clicked.connect(lambda: self.jobs_dock.setVisible(not self.jobs_dock.isVisible()))
+        self.jobs_dock.count_changed.connect(self._show_jobs_count)
+        self._show_jobs_count(len(self.jobs_dock.rows))
 
         self.engines_dialog: QWidget | None = None
         self._engine_profiles: dict[str, Any] = {}
@@ -152,34 +171,47 @@ class MainWindow(QMainWindow):
         self.engines_button.setCursor(Qt.PointingHandCursor)
         self.engines_button.setToolTip("The engines runs can go to. Click to add or test an SSH engine (Ctrl+Shift+E).")
         self.engines_button.clicked.connect(self.show_engines)
+        self.statusBar().addPermanentWidget(self.jobs_button)
         self.statusBar().addPermanentWidget(self.engines_button)
+        # Where the studio stands, in a label of its own: a menu's tips and a passing message only cover it.
+        self.status_label = QLabel("")
+        self.status_label.setObjectName("help")
+        self.statusBar().addWidget(self.status_label, 1)
         self.load_engine_profiles()
         self._build_menu()
-        self.statusBar().showMessage(f"Workspace {self.workspace}  ·  engine: local")
+        self.set_status("engine: local")
 
-        if self.tracker is not None and hasattr(self.tracker, "run_error"):
-            self.tracker.run_error.connect(lambda run_id, message: self.statusBar().showMessage(
-                f"{run_id}: {message.splitlines()[0] if message else ''}", 15000))
+        self.tracker.schemas.changed.connect(self._engine_schema_changed)
+        self.tracker.run_error.connect(lambda run_id, message: self.statusBar().showMessage(
+            f"{run_id}: {message.splitlines()[0] if message else ''}", 15000))
         self.show_page("pretrain")
         if engine_probe is None and own_tracker:
-            from studio.pages.first_run import EngineProbe
+            from studio.pages.first_run.page import EngineProbe
 
             engine_probe = EngineProbe(self.workspace, parent=self)
         if engine_probe is not None:
             self._check_engine(engine_probe)
-        if reattach and self.tracker is not None and hasattr(self.tracker, "reattach_active"):
+        if reattach:
             # After the first paint: catching up reads events files and starts attach processes.
             QTimer.singleShot(0, self._reattach)
+
+    def _show_jobs_count(self, count: int) -> None:
+        self.jobs_button.setText(f"{count} job{'s' if count != 1 else ''} running" if count else "No job running")
+        self.jobs_button.setEnabled(bool(count))
+
+    def set_status(self, engine: str) -> None:
+        """The status bar's lasting line: the workspace and the engine's state."""
+        self.status_label.setText(f"Workspace {self.workspace}  ·  {engine}")
 
     # --------------------------------------------------------------------------- the engine
     def _check_engine(self, probe: Any) -> None:
         """Look for a working engine (the studio's own Python answers at once, another in a QProcess);
         none: the first-run screen says what was checked and how to install one."""
-        from studio.engine_setup import SETTING_KEY, candidates
+        from studio.models.engine_setup import SETTING_KEY, candidates
 
         self._engine_probe = probe
         probe.finished.connect(self._engine_probed)
-        self.statusBar().showMessage(f"Workspace {self.workspace}  ·  engine: looking for it…")
+        self.set_status("engine: looking for it…")
         probe.start(candidates(self.store.get_setting(SETTING_KEY) if self.store is not None else None))
 
     def _engine_probed(self, found: Any) -> None:
@@ -190,24 +222,35 @@ class MainWindow(QMainWindow):
 
     def use_engine(self, check: Any) -> None:
         """Run the local engine with the interpreter of `check` (saved when the user chose it)."""
-        from studio.engine_setup import SETTING_KEY
+        from studio.models.engine_setup import SETTING_KEY
 
         self.engine_check = check
         if check.source == "chosen" and self.store is not None:
             self.store.set_setting(SETTING_KEY, check.python)
-        local = getattr(self.tracker, "engines", {}).get("local")
-        if local is not None and hasattr(local, "use_python"):
+        from studio.client.engine import LocalEngine
+
+        local = self.tracker.engines.get("local")
+        if isinstance(local, LocalEngine):
             local.use_python(check.python)
-        self.statusBar().showMessage(f"Workspace {self.workspace}  ·  engine: local ({check.python})")
+        self.set_status(f"engine: local ({check.python})")
+        # The wizards follow this engine's own schema; ask it again only when its hash is not the one known.
+        self.tracker.schemas.refresh(self.tracker.default_engine, check.schema_hash)
+
+    def _engine_schema_changed(self, engine: str) -> None:
+        """Say when an engine accepts other job specs than this studio's (the wizards follow the engine)."""
+        differences = self.tracker.schemas.differences(engine)
+        if differences:
+            self.statusBar().showMessage(f"The engine '{engine}' accepts other job specs than this studio; the "
+                                         f"wizards use its own: {' '.join(differences)}", 30000)
 
     def load_engine_profiles(self) -> list[str]:
         """Give the tracker a `RemoteEngine` for each saved SSH profile (replaced when the profile changed;
         removed with it unless a run on it is still active). Returns the SSH engines' names."""
-        engines = getattr(self.tracker, "engines", None)
-        if self.store is None or engines is None or not hasattr(self.tracker, "add_engine"):
+        engines = self.tracker.engines
+        if self.store is None:
             return []
         from engine.rundir import ACTIVE_STATES
-        from studio.engine_profiles import load_profiles, remote_engine
+        from studio.models.engine_profiles import load_profiles, remote_engine
 
         profiles = {p.name: p for p in load_profiles(self.store) if p.kind == "ssh"}
         for name, profile in profiles.items():
@@ -215,16 +258,17 @@ class MainWindow(QMainWindow):
                 self.tracker.add_engine(remote_engine(profile, parent=self.tracker))
                 self._engine_profiles[name] = profile
         busy = {r.engine for r in self.store.runs(state=ACTIVE_STATES)}
-        for name in [n for n, e in engines.items() if getattr(e, "is_remote", False)]:
+        for name in [n for n, e in engines.items() if e.is_remote]:
             if name not in profiles and name not in busy:
                 del engines[name]  # its runs, if any, stay in the store; nothing follows them any more
                 self._engine_profiles.pop(name, None)
         self._show_engines_label()
-        return [n for n, e in engines.items() if getattr(e, "is_remote", False)]
+        if getattr(self, "jobs_dock", None) is not None:
+            self.jobs_dock.sync_queues()
+        return [n for n, e in engines.items() if e.is_remote]
 
     def _show_engines_label(self) -> None:
-        engines = getattr(self.tracker, "engines", None) or {}
-        remote = [n for n, e in engines.items() if getattr(e, "is_remote", False)]
+        remote = [n for n, e in self.tracker.engines.items() if e.is_remote]
         self.engines_button.setText("Engines: local" + "".join(f"  ·  {n} (SSH)" for n in remote))
 
     def show_engines(self) -> QWidget:
@@ -242,14 +286,15 @@ class MainWindow(QMainWindow):
 
     def _profiles_changed(self) -> None:
         self.load_engine_profiles()
-        for widget in self.findChildren(QWidget):
-            if hasattr(widget, "refresh_engines") and hasattr(widget, "engine_combo"):
-                widget.refresh_engines()
+        from studio.widgets.run_step import RunStep
+
+        for widget in self.findChildren(RunStep):
+            widget.refresh_engines()
 
     def show_first_run(self, checks: list) -> QWidget:
         """The first-run screen, listing `checks` (what was tried and why each failed)."""
         if self.first_run_page is None:
-            from studio.pages.first_run import FirstRunPage
+            from studio.pages.first_run.page import FirstRunPage
 
             page = FirstRunPage(self.workspace, self.tracker, store=self.store)
             page.engine_ready.connect(self.use_engine)
@@ -260,7 +305,7 @@ class MainWindow(QMainWindow):
         self.first_run_page.show_checks(checks)
         with_signals_blocked(self.sidebar, lambda: self.sidebar.setCurrentRow(-1))
         self.stack.setCurrentWidget(self.first_run_page)
-        self.statusBar().showMessage(f"Workspace {self.workspace}  ·  engine: none found")
+        self.set_status("engine: none found")
         self.first_run_page.python_field.setFocus()
         return self.first_run_page
 
@@ -274,55 +319,61 @@ class MainWindow(QMainWindow):
 
     def _make_page(self, key: str) -> QWidget:
         if key == "data":
-            from studio.pages.data import DataPage
+            from studio.pages.data.page import DataPage
 
             page = DataPage(self.store, self.tracker, self.workspace)
             page.use_dataset_in.connect(self.use_dataset)
             return page
         if key == "pretrain":
-            from studio.pages.pretrain import PretrainPage
+            from studio.pages.pretrain.page import PretrainPage
 
             return PretrainPage(self.store, self.tracker, self.workspace)
         if key == "finetune":
-            from studio.pages.finetune import FinetunePage
+            from studio.pages.finetune.page import FinetunePage
 
             return FinetunePage(self.store, self.tracker, self.workspace)
         if key == "tokenizer":
-            from studio.pages.tokenizer import TokenizerPage
+            from studio.pages.tokenizer.page import TokenizerPage
 
             return TokenizerPage(self.store, self.tracker, self.workspace)
         if key == "label":
-            from studio.pages.label import LabelPage
+            from studio.pages.label.page import LabelPage
 
             return LabelPage(self.store, self.tracker, self.workspace)
         if key == "rlhf":
-            from studio.pages.rlhf import RLHFPage
+            from studio.pages.rlhf.page import RLHFPage
 
             page = RLHFPage(self.store, self.tracker, self.workspace)
             page.open_run.connect(self.open_run)
             page.go_to_page.connect(self.show_page)
             return page
         if key == "playground":
-            from studio.pages.playground import PlaygroundPage
+            from studio.pages.playground.page import PlaygroundPage
 
             return PlaygroundPage(self.store, self.tracker, self.workspace)
         if key == "runs":
-            from studio.pages.runs import RunsPage
+            from studio.pages.runs.page import RunsPage
 
             runs = RunsPage(self.store, self.tracker)
             runs.open_run.connect(self.open_run)
             runs.compare_runs.connect(self.compare_runs)
             return runs
-        return UpcomingPage(WORKFLOWS[key], kinds=self._kinds())
-
-    @staticmethod
-    def _kinds() -> list[str]:
-        from engine.specs import SPEC_MODELS
-
-        return list(SPEC_MODELS)
+        raise KeyError(f"no page '{key}'; the pages are: {', '.join(PAGE_KEYS)}")
 
     def _build_menu(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        open_action = QAction("&Open workspace…", self)
+        open_action.setShortcut(QKeySequence.Open)
+        open_action.setStatusTip("Open another workspace folder (its runs, labels and sessions) in a new window")
+        open_action.triggered.connect(self.choose_workspace)
+        file_menu.addAction(open_action)
+        self.open_workspace_action = open_action
+        self.addAction(open_action)
+        import_action = QAction("&Import config…", self)
+        import_action.setStatusTip("Turn a LLaMA-Factory or Axolotl training YAML into a spec, opened in its wizard")
+        import_action.triggered.connect(lambda: self.import_config())
+        file_menu.addAction(import_action)
+        self.import_config_action = import_action
         engines_action = QAction("&Engines…", self)
         engines_action.setShortcut(QKeySequence("Ctrl+Shift+E"))
         engines_action.setStatusTip("Add, edit and test SSH engines")
@@ -346,11 +397,78 @@ class MainWindow(QMainWindow):
             view_menu.addAction(action)
         go_menu = self.menuBar().addMenu("&Go")
         for i, (key, title) in enumerate(PAGES):
-            action = QAction(title, self)
+            action = QAction(title.replace("&", "&&"), self)  # "Reward & PPO": an & is no mnemonic here
             action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
             action.triggered.connect(lambda _=False, k=key: self.show_page(k))
             go_menu.addAction(action)
             self.addAction(action)
+        help_menu = self.menuBar().addMenu("&Help")
+        shortcuts_action = QAction("&Keyboard shortcuts…", self)
+        shortcuts_action.setShortcut(QKeySequence("F1"))
+        shortcuts_action.triggered.connect(self.show_shortcuts)
+        help_menu.addAction(shortcuts_action)
+        self.shortcuts_action = shortcuts_action
+        self.addAction(shortcuts_action)
+
+    def show_shortcuts(self) -> QWidget:
+        """Help ▸ Keyboard shortcuts: the menus' and every page's, as the widgets bind them."""
+        from studio.widgets.shortcuts import ShortcutsDialog, shortcut_rows
+
+        dialog = ShortcutsDialog(shortcut_rows(self, [(title, self.page(key)) for key, title in PAGES]), self)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.open()
+        self.shortcuts_dialog = dialog
+        return dialog
+
+    def import_config(self, path: Path | str | None = None, ask: bool = True):
+        """File ▸ Import config…: read a LLaMA-Factory or Axolotl YAML, show what carried over, and open
+        the spec in its kind's wizard. Returns that wizard (None when cancelled or refused)."""
+        from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+        from engine.config_import import import_config
+        from engine.errors import UserError
+        from studio.widgets.import_config_dialog import ImportConfigDialog
+
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Import a LLaMA-Factory or Axolotl config", str(Path.home()),
+                                                  "Training configs (*.yaml *.yml);;All files (*)")
+            if not path:
+                return None
+        try:
+            imported = import_config(path)
+        except UserError as e:
+            QMessageBox.warning(self, "Import config", e.for_terminal())
+            return None
+        dialog = ImportConfigDialog(str(path), imported, self)
+        self.import_dialog = dialog
+        if ask and dialog.exec() != QDialog.Accepted:
+            return None
+        kind = imported.spec["kind"]
+        if kind == "finetune":
+            wizard = self.page("finetune")
+            self.show_page("finetune")
+        else:
+            self.show_page("rlhf")
+            wizard = self.page("rlhf").start(kind)
+        wizard.set_spec_data({k: v for k, v in imported.spec.items() if k != "kind"})
+        return wizard
+
+    def choose_workspace(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self, "Open workspace", str(self.workspace.parent))
+        if folder:
+            self.open_workspace(folder)
+
+    def open_workspace(self, folder: Path | str) -> MainWindow:
+        """Open `folder` as a workspace in a new window, and close this one (its runs go on; reopening
+        this workspace re-attaches to them)."""
+        window = MainWindow(folder)
+        window.resize(self.size())
+        window.show()
+        self.successor = window  # kept alive by this window, which only hides on close
+        self.close()
+        return window
 
     def set_theme(self, name: str) -> None:
         from studio import theme
@@ -441,8 +559,8 @@ class MainWindow(QMainWindow):
             self.jobs_dock.reload()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if self.tracker is not None and hasattr(self.tracker, "shutdown"):
-            self.tracker.shutdown()  # runs keep going; reopening the studio re-attaches
+        self.jobs_dock.shutdown()  # before the tracker's engines stop: no new look at the queue
+        self.tracker.shutdown()  # runs keep going; reopening the studio re-attaches
         for key in ("label", "playground"):
             if key in self.pages:
                 self.pages[key].shutdown()

@@ -22,7 +22,8 @@ def tiny_byte_bpe(texts: list[str], vocab_size: int, max_length: int = 256,
     special tokens include chatml's markers, with `max_length` as its model_max_length; chatml's chat
     template is set unless `chat_template` is False (for a model saved with and without one)."""
     from engine.data.tokenizer_training import train_tokenizer
-    from engine.specs import CHAT_PRESETS, TokenizerTraining
+    from engine.specs.chat import CHAT_PRESETS
+    from engine.specs.tokenizer import TokenizerTraining
 
     tokenizer = train_tokenizer(texts, TokenizerTraining(algorithm="byte-bpe", vocab_size=vocab_size, min_frequency=1),
                                 max_length, extra_specials=CHATML_MARKERS)
@@ -32,21 +33,39 @@ def tiny_byte_bpe(texts: list[str], vocab_size: int, max_length: int = 256,
 
 
 def tiny_llama(tokenizer: PreTrainedTokenizerBase, max_positions: int = 256, hidden_size: int = 32, layers: int = 2,
-               seed: int | None = 0) -> PreTrainedModel:
-    """A llama causal LM with random weights over `tokenizer`'s vocabulary: intermediate size 64, two
-    attention heads, and the tokenizer's bos, eos and pad ids (LlamaConfig's defaults for those it
-    lacks). `seed` seeds torch first, so every call with the same arguments gives the same weights;
-    None leaves torch's generator as it is."""
+               seed: int | None = 0, intermediate_size: int = 64, heads: int = 2,
+               kv_heads: int | None = None) -> PreTrainedModel:
+    """A llama causal LM with random weights over `tokenizer`'s vocabulary (intermediate size 64 and two
+    attention heads unless given; `kv_heads` fewer key/value heads for grouped-query attention), and
+    the tokenizer's bos, eos and pad ids (LlamaConfig's defaults for those it lacks). `seed` seeds torch
+    first, so every call with the same arguments gives the same weights; None leaves torch's generator
+    as it is."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    special_ids = {f"{name}_token_id": token_id for name in ("bos", "eos", "pad")
-                   if (token_id := getattr(tokenizer, f"{name}_token_id")) is not None}
     if seed is not None:
         torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=64, num_hidden_layers=layers,
-        num_attention_heads=2, max_position_embeddings=max_positions, **special_ids))
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads or heads,
+        max_position_embeddings=max_positions, **_special_ids(tokenizer)))
+
+
+def tiny_gpt2(tokenizer: PreTrainedTokenizerBase, hidden_size: int = 32, layers: int = 2, heads: int = 2,
+              seed: int = 0) -> PreTrainedModel:
+    """A GPT-2 with random weights over `tokenizer`'s vocabulary, with GPT-2's own 1024 positions and 4x
+    feed-forward width (the shape transformers' GGUF reader rebuilds a GPT-2 with)."""
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(GPT2Config(vocab_size=len(tokenizer), n_embd=hidden_size, n_layer=layers,
+                                                       n_head=heads, **_special_ids(tokenizer)))
+
+
+def _special_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
+    return {f"{name}_token_id": token_id for name in ("bos", "eos", "pad")
+            if (token_id := getattr(tokenizer, f"{name}_token_id")) is not None}
 
 
 def save_model(folder: Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Path:
@@ -66,3 +85,16 @@ def random_lora_adapter(model: PreTrainedModel, base: Path, folder: Path) -> Pat
     lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(model, lora).save_pretrained(folder)
     return folder
+
+
+def chat_and_plain_models(root: Path, texts: list[str]) -> tuple[Path, Path, PreTrainedTokenizerFast]:
+    """One tiny llama (256 positions, a byte-level tokenizer of 300 tokens trained on `texts`) saved
+    twice under `root`: `chat` with chatml's template in its tokenizer, `plain` without one; and the
+    tokenizer (with the template)."""
+    from engine.specs.chat import CHAT_PRESETS
+
+    tokenizer = tiny_byte_bpe(texts, vocab_size=300, max_length=256, chat_template=False)
+    model = tiny_llama(tokenizer, max_positions=256)
+    plain = save_model(root / "plain", model, tokenizer)
+    tokenizer.chat_template = CHAT_PRESETS["chatml"][0]
+    return save_model(root / "chat", model, tokenizer), plain, tokenizer

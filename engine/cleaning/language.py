@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.clean_specs import LanguageStep
 from engine.cleaning.steps import StepResult
+from engine.specs.clean import LanguageStep
 
 # The first characters say what language a document is in as well as the whole would, and the
 # classifier's cost grows with the length: 2,000 characters keep it well under a millisecond.

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from engine.clean_specs import NormalizeStep
 from engine.cleaning.steps import StepResult
+from engine.specs.clean import NormalizeStep
 
 # Zero-width space, word joiner, stray BOMs. ZWJ and ZWNJ (U+200D, U+200C) stay: they build emoji
 # sequences and shape Persian and Indic words.

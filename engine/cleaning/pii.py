@@ -10,7 +10,7 @@ Kinds run in a fixed order: secrets first (a token or key can contain an e-mail-
 number-like run), phone numbers last (the loosest pattern, after the IPs and card numbers it could
 otherwise take a piece of).
 
-Decisions, tested in tests/engine/test_pii.py:
+Decisions, tested in tests/engine/cleaning/test_pii.py:
 - e-mail needs a dotted domain with a letter TLD: `user@localhost` and `logo@2x.png` are kept;
 - loopback and unspecified IPs (127.0.0.1, ::1, 0.0.0.0, ::) identify nobody and are kept, as is a
   dotted quad written as a version (`version 1.2.3.4`, `v1.2.3.4`);
@@ -29,8 +29,8 @@ from collections.abc import Callable
 
 from stdnum import iban, luhn
 
-from engine.clean_specs import PII_KINDS, PiiStep
 from engine.cleaning.steps import StepResult
+from engine.specs.clean import PII_KINDS, PiiStep
 
 # Each pattern starts with a character class and checks the character before it with a lookbehind
 # placed after that first character: Python's re then skips ahead to candidate characters instead

@@ -16,16 +16,29 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.clean_specs import CleanSpec
 from engine.cleaning.dedup_index import MinHashLSHIndex, SimHashIndex
 from engine.cleaning.near_dup import MinHashParams, SimHashParams, minhash_signatures, simhash_fingerprints
 from engine.cleaning.reader import Document
-from engine.cleaning.steps import build_steps
+from engine.cleaning.language import Language
+from engine.cleaning.normalize import Normalize
+from engine.cleaning.pii import Pii
+from engine.cleaning.quality import Quality
+from engine.cleaning.repair import Repair
+from engine.cleaning.steps import StepResult
+from engine.specs.clean import CleanSpec
+
+
+STEP_CLASSES = {"repair": Repair, "normalize": Normalize, "quality": Quality, "language": Language, "pii": Pii}
+
+
+def build_steps(spec: CleanSpec) -> list[tuple[str, Callable[[str], StepResult]]]:
+    """The enabled per-document steps in spec.order, each a picklable callable (text -> StepResult)."""
+    return [(name, STEP_CLASSES[name](getattr(spec, name))) for name in spec.document_steps()]
 
 
 @dataclass

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 
-from engine.clean_specs import CleanSpec
 from engine.cleaning.pipeline import Pipeline, dedup_steps
 from engine.cleaning.reader import CorpusReader, Document, Problems
 from engine.cleaning.report import CleaningStats
 from engine.errors import DataError
+from engine.specs.clean import CleanSpec
 
 SCAN_FACTOR = 50
 
@@ -38,7 +39,8 @@ def sample_documents(spec: CleanSpec, size: int, problems: Problems) -> tuple[li
     return [document for _, document in reservoir], read
 
 
-def preview(spec: CleanSpec, size: int | None = None) -> dict:
+def preview(spec: CleanSpec, workspace: Path | None = None, size: int | None = None) -> dict:
+    """A dry run on a random sample of the input (the workspace is not needed: inputs are paths)."""
     started = time.monotonic()
     problems = Problems(stop=False)  # a dry run lists broken records instead of stopping at the first
     sample, read = sample_documents(spec, size or spec.preview.sample_documents, problems)

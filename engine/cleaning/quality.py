@@ -20,8 +20,8 @@ import string
 from collections import Counter
 from itertools import accumulate, compress, filterfalse
 
-from engine.clean_specs import C4Quality, FineWebQuality, GopherQuality, GopherRepetition, QualityStep
 from engine.cleaning.steps import StepResult
+from engine.specs.clean import C4Quality, FineWebQuality, GopherQuality, GopherRepetition, QualityStep
 
 STOP_WORDS = frozenset(("the", "be", "to", "of", "and", "that", "have", "with"))
 _PUNCTUATION = string.punctuation + "“”‘’«»‹›„‚…–—·•¡¿、。，！？：；（）【】「」"

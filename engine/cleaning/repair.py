@@ -11,8 +11,8 @@ import threading
 import charset_normalizer
 import ftfy
 
-from engine.clean_specs import RepairStep
 from engine.cleaning.steps import StepResult
+from engine.specs.clean import RepairStep
 
 _BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
     (codecs.BOM_UTF32_LE, "utf-32-le", "repair.utf32"),

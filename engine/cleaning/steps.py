@@ -1,15 +1,11 @@
-"""The contract of the per-document cleaning steps and the table that builds them from a spec.
-
-Each step is a picklable callable `text -> StepResult` (the pipeline ships them to worker
-processes), built from its section of the spec: repair, normalize, quality, language, pii.
+"""The contract of the per-document cleaning steps: each is a picklable callable `text -> StepResult`
+(the pipeline ships them to worker processes), built from its section of the spec (repair, normalize,
+quality, language, pii; `engine.cleaning.pipeline.build_steps`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from engine.clean_specs import CleanSpec
 
 
 @dataclass
@@ -26,16 +22,3 @@ class StepResult:
     rule: str | None = None
     reason: str | None = None
     changes: dict[str, int] = field(default_factory=dict)
-
-
-def build_steps(spec: CleanSpec) -> list[tuple[str, Callable[[str], StepResult]]]:
-    """The enabled per-document steps in spec.order, each a picklable callable (text -> StepResult)."""
-    # Imported here: the step modules import StepResult from this one.
-    from engine.cleaning.language import Language
-    from engine.cleaning.normalize import Normalize
-    from engine.cleaning.pii import Pii
-    from engine.cleaning.quality import Quality
-    from engine.cleaning.repair import Repair
-
-    classes = {"repair": Repair, "normalize": Normalize, "quality": Quality, "language": Language, "pii": Pii}
-    return [(name, classes[name](getattr(spec, name))) for name in spec.document_steps()]

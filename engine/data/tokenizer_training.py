@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
-from engine.errors import TokenizerError
-from engine.specs import TokenizerTraining
+from engine.errors import ModelError, TokenizerError
+from engine.models import TOKENIZER_FILES, has_tokenizer
+from engine.models import load_tokenizer as load_model_tokenizer
+from engine.specs.tokenizer import TokenizerTraining
 
 # The HF attribute (bos_token, ...) of each special token, in vocabulary order (ids 0, 1, ...).
 CLM_SPECIALS = {"pad_token": "<|pad|>", "unk_token": "<|unk|>", "bos_token": "<|bos|>", "eos_token": "<|eos|>"}
@@ -131,26 +133,21 @@ def load_tokenizer(path: str) -> PreTrainedTokenizerFast:
     if looks_local and not local.is_dir():
         raise TokenizerError(f"The tokenizer folder {path} does not exist.",
                              "Check the path, or train a tokenizer instead (tokenizer.train).")
-    if looks_local and not any((local / name).exists() for name in ("tokenizer.json", "tokenizer_config.json")):
+    if looks_local and not has_tokenizer(local):
         raise TokenizerError(
-            f"The folder {path} holds no tokenizer (no tokenizer.json or tokenizer_config.json).",
+            f"The folder {path} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}).",
             "Point tokenizer.path at a folder written by save_pretrained, e.g. a previous run's out/tokenizer.")
+    where = "the folder" if looks_local else "the hub id"
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(local) if looks_local else path)
-    except Exception as e:  # noqa: BLE001 - transformers raises many types for a bad or unreachable tokenizer
-        where = "the folder" if looks_local else "the hub id"
-        raise TokenizerError(
-            f"Could not load a tokenizer from {where} {path}: {_first_line(e)}",
-            "Check the folder contents, or the network and HF_HUB_OFFLINE for a hub id.") from None
+        tokenizer = load_model_tokenizer(str(local) if looks_local else path, None, label=f"{where} {path}")
+    except ModelError as e:
+        raise TokenizerError(e.message, e.hint) from None
     if not isinstance(tokenizer, PreTrainedTokenizerFast):
         raise TokenizerError(f"The tokenizer in {path} has no fast (tokenizers) version.",
                              "Save it with a tokenizer.json, or train a tokenizer instead.")
-    if tokenizer.pad_token is None:
-        # Batches need padding; the usual choice for causal models that lack a pad token.
-        if tokenizer.eos_token is None:
-            raise TokenizerError(f"The tokenizer in {path} has neither a pad token nor an eos token.",
-                                 "Add a pad token to its tokenizer_config.json, or train a tokenizer instead.")
-        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.pad_token is None:  # the loader gives it the eos token as pad when it has one
+        raise TokenizerError(f"The tokenizer in {path} has neither a pad token nor an eos token.",
+                             "Add a pad token to its tokenizer_config.json, or train a tokenizer instead.")
     return tokenizer
 
 
@@ -247,8 +244,3 @@ def _batches(texts: Iterable[str], progress: Callable[[str, int, int | None], No
         if progress:
             progress("training tokenizer", done, None)
         yield batch
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from engine.finetune.metrics import generation_metrics
+from engine.finetune.metrics import exact_match, generation_metrics
 from engine.finetune.rendering import prompt_ids, stop_token_ids
+from engine.finetune.tool_calls import calls_match
 
 BATCH = 16
 
@@ -41,11 +42,22 @@ class GenerationScorer:
         return [answer.strip() for answer in out]
 
     def score(self, model) -> dict[str, float]:
-        """The metrics; the answers stay in `last_answers` for the run's sample events."""
+        """The metrics; the answers stay in `last_answers` for the run's sample events.
+
+        An answer expected to call tools is exact when it makes the same calls (names and argument
+        values, however spaced or ordered); call_accuracy is that share over those records alone."""
         if not self.records:
             return {}
         self.last_answers = self.answers(model)
-        return generation_metrics(self.last_answers, [r["reference"] for r in self.records])
+        metrics = generation_metrics(self.last_answers, [r["reference"] for r in self.records])
+        calls = [calls_match(a, r["reference_calls"]) for a, r in zip(self.last_answers, self.records)
+                 if r.get("reference_calls")]
+        if calls:
+            exact = [calls_match(a, r["reference_calls"]) if r.get("reference_calls")
+                     else exact_match(a, r["reference"]) for a, r in zip(self.last_answers, self.records)]
+            metrics["exact_match"] = sum(exact) / len(exact)
+            metrics["call_accuracy"] = sum(calls) / len(calls)
+        return metrics
 
     def samples(self, count: int = 3) -> list[tuple[str, str]]:
         """(prompt, "answer  ← expected: reference") for the first records of the last scoring."""

@@ -1,5 +1,5 @@
-"""The base model of a fine-tuning run: where it is, loading it (4-bit for QLoRA), and the PEFT
-adapter the method asks for.
+"""The base model of a fine-tuning run (found by engine/models): loading it (4-bit for QLoRA), and the
+PEFT adapter the method asks for.
 
 Everything here goes through transformers and PEFT; the only checks of our own are the two
 bitsandbytes pitfalls that fail silently otherwise (see `check_4bit_shapes` and `Quantized4bitGuard`).
@@ -7,60 +7,47 @@ bitsandbytes pitfalls that fail silently otherwise (see `check_4bit_shapes` and 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from engine.errors import ModelError
-from engine.finetune_specs import FinetuneSpec, MethodSpec
+from engine.errors import ModelError, first_line
+from engine.models import check_positions
+from engine.models.positions import check_rope_scaling, scale_rope
+from engine.specs.finetune import FinetuneSpec, MethodSpec
 
 # Output heads and embeddings never get LoRA adapters.
 _NOT_TARGETS = {"lm_head", "embed_out", "output", "score", "classifier"}
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                 "pytorch_model.bin.index.json", "adapter_model.safetensors")
 
 
-def resolve_base(path: str, workspace: Path | None = None) -> str:
-    """A local folder with weights, a run id of this workspace (its output model), or a hub id."""
-    candidate = Path(path).expanduser()
-    if workspace is not None and not candidate.exists() and (workspace / "runs" / path).is_dir():
-        output = workspace / "runs" / path / "output"
-        for name in ("merged", "model"):
-            if (output / name / "config.json").exists():
-                return str(output / name)
-        raise ModelError(f"Run {path} (model.path) has no model in {output}.",
-                         "Pick a completed pretraining or fine-tuning run, or a model folder.")
-    if candidate.is_dir():
-        if not (candidate / "config.json").exists():
-            raise ModelError(f"{candidate} (model.path) is not a Hugging Face model folder: it has no config.json.",
-                             "Point model.path at a folder written by save_pretrained, e.g. a pretraining run's "
-                             "output/model.")
-        if not any((candidate / name).exists() for name in _WEIGHT_FILES):
-            present = ", ".join(sorted(p.name for p in candidate.iterdir())[:12]) or "nothing"
-            raise ModelError(f"{candidate} (model.path) has a config.json but no weights (it holds: {present}).",
-                             "Copy the model's .safetensors files into the folder, or save it again with "
-                             "save_pretrained.")
-        return str(candidate)
-    if candidate.exists():
-        raise ModelError(f"{candidate} (model.path) is a file; a model is a folder.", "Point model.path at the folder.")
-    if "/" in path and not path.startswith((".", "/", "~")):
-        return path  # a hub id: from_pretrained downloads it (or finds it in the cache offline)
-    raise ModelError(f"The base model {path} (model.path) does not exist.",
-                     "Give a model folder, a run id of this workspace, or a hub id such as owner/name.")
+def model_config(base: str, trust_remote_code: bool):
+    """The model's configuration (its sizes, its positions), read without its weights."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(base, trust_remote_code=trust_remote_code)
+    except Exception as e:  # noqa: BLE001 - offline hub id, damaged config: the user's to fix
+        raise ModelError(f"Could not read the configuration of {base} (model.path): {first_line(e)}",
+                         "Check the folder or hub id (HF_HUB_OFFLINE=1 forbids downloads); a model that ships "
+                         "its own code needs model.trust_remote_code: true.") from None
+
+
+def check_max_length(config, max_length: int, owner: str) -> None:
+    """Refuse a data.max_length longer than the positions of the model a training kind trains."""
+    check_positions(config, max_length, "data.max_length", owner,
+                    "Set data.max_length to at most that many tokens.")
+
+
+def check_long_context(config, spec: FinetuneSpec, owner: str) -> str | None:
+    """data.max_length against the base model's positions stretched by model.rope_scaling (errors as
+    check_rope_scaling raises them); a warning sentence for a rotary model trained past its positions."""
+    return check_rope_scaling(config, spec.model.rope_scaling, spec.data.max_length, "data.max_length", owner)
 
 
 def meta_model(base: str, trust_remote_code: bool):
     """The model's structure without its weights (no memory), to count parameters and list layers."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    try:
-        config = AutoConfig.from_pretrained(base, trust_remote_code=trust_remote_code)
-    except Exception as e:  # noqa: BLE001 - offline hub id, damaged config: the user's to fix
-        raise ModelError(f"Could not read the configuration of {base} (model.path): {_first_line(e)}",
-                         "Check the folder or hub id (HF_HUB_OFFLINE=1 forbids downloads); a model that ships "
-                         "its own code needs model.trust_remote_code: true.") from None
+    config = model_config(base, trust_remote_code)
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
 
@@ -75,6 +62,21 @@ def linear_module_names(model: nn.Module) -> list[str]:
         elif type(module).__name__ == "Conv1D" and leaf not in _NOT_TARGETS:  # GPT-2's linear layers
             names[leaf] = None
     return list(names)
+
+
+def targeted_shapes(model: nn.Module, targets: list[str] | None) -> list[tuple[int, int]]:
+    """The (in, out) sizes of every layer an adapter on `targets` (layer names; None: every linear
+    layer linear_module_names lists) goes on."""
+    wanted = set(targets or linear_module_names(model))
+    shapes = []
+    for full_name, module in model.named_modules():
+        if full_name.rsplit(".", 1)[-1] not in wanted:
+            continue
+        if isinstance(module, nn.Linear):
+            shapes.append((module.in_features, module.out_features))
+        elif type(module).__name__ == "Conv1D":  # GPT-2's linear layers: weight (in, out)
+            shapes.append(tuple(module.weight.shape))
+    return shapes
 
 
 def check_4bit_shapes(model: nn.Module) -> None:
@@ -92,24 +94,15 @@ def check_4bit_shapes(model: nn.Module) -> None:
             "multiples of 32.")
 
 
-def load_tokenizer(base: str, trust_remote_code: bool):
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=trust_remote_code)
-    except Exception as e:  # noqa: BLE001
-        raise ModelError(f"Could not load the tokenizer of {base} (model.path): {_first_line(e)}",
-                         "The model folder needs its tokenizer files (tokenizer.json or the model's own).") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token  # batches need padding; labels mask it with -100 anyway
-    return tokenizer
-
-
 def load_model(base: str, spec: FinetuneSpec, device: str, dtype: torch.dtype):
     """The base model in the precision the method needs: 4-bit NF4/FP4 for QLoRA, else `dtype`."""
     from transformers import AutoModelForCausalLM
 
     kwargs: dict = {"trust_remote_code": spec.model.trust_remote_code, "dtype": dtype}
+    if spec.model.rope_scaling is not None:
+        config = model_config(base, spec.model.trust_remote_code)
+        scale_rope(config, spec.model.rope_scaling)
+        kwargs["config"] = config
     if spec.method.name == "qlora":
         check_4bit_shapes(meta_model(base, spec.model.trust_remote_code))
         kwargs["quantization_config"] = quantization_config(spec.method)
@@ -119,7 +112,7 @@ def load_model(base: str, spec: FinetuneSpec, device: str, dtype: torch.dtype):
     except ModelError:
         raise
     except (OSError, ValueError) as e:
-        raise ModelError(f"Could not load the base model {base} (model.path): {_first_line(e)}",
+        raise ModelError(f"Could not load the base model {base} (model.path): {first_line(e)}",
                          "Check that the folder holds a complete causal language model (config.json and weights).") from None
     if spec.method.name != "qlora":
         model.to(device)
@@ -209,12 +202,3 @@ class Quantized4bitGuard:
                 "This happens when the 4-bit model ran in eval/no-grad mode before training; set "
                 "evaluation.before_training: false, or use method.name: lora.")
 
-
-def read_config(base: str) -> dict:
-    path = Path(base) / "config.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0].rstrip(".")

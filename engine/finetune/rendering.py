@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import DataError, TokenizerError
-from engine.specs import CHAT_PRESETS
+from engine.specs.chat import CHAT_PRESETS
 
 IGNORE = -100  # the label PyTorch's cross-entropy skips
 
@@ -51,67 +51,102 @@ class RenderStats:
     longest: int = 0  # tokens in the longest record, before truncation
 
 
+@dataclass(frozen=True)
+class TurnMask:
+    """Which turns of a conversation the loss leaves out, besides what loss_on says.
+
+    turns "last" trains only the last assistant answer (the earlier ones are context); mask_system
+    leaves the leading system turn(s) out when loss_on is "all" (with loss_on "responses" only the
+    answers are trained anyway). A message with `"train": False` is never trained."""
+
+    turns: str = "all"
+    mask_system: bool = False
+
+
+def turn_mask(data: Any) -> TurnMask:
+    """The TurnMask of a spec's data block (its `turns` and `mask_system`)."""
+    return TurnMask(turns=data.turns, mask_system=data.mask_system)
+
+
 @dataclass
 class _Layout:
     text: str
-    spans: list[tuple[int, int]] = field(default_factory=list)  # character spans of the answers
+    spans: list[tuple[int, int]] = field(default_factory=list)  # character spans of every answer
+    trained: list[bool] = field(default_factory=list)  # per answer: whether it is trained
+    masked: list[tuple[int, int]] = field(default_factory=list)  # spans loss_on "all" leaves out
     train_all: bool = False
     fallback: bool = False
 
 
+def template_choice(tokenizer: Any, choice: str) -> str:
+    """`choice` as it applies to this tokenizer: "auto" is "model" when the tokenizer has a chat
+    template of its own, else "chatml" (a base model learns that layout while it is fine-tuned)."""
+    if choice != "auto":
+        return choice
+    return "model" if _own_template(tokenizer) else "chatml"
+
+
+def _own_template(tokenizer: Any) -> str | None:
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):  # named templates: the default one is for chat
+        template = template.get("default")
+    return template or None
+
+
 def chat_template(tokenizer: Any, choice: str) -> str:
-    """The Jinja chat template for `choice`: "model" (the tokenizer's own), "chatml" or "plain".
+    """The Jinja chat template for `choice`: "auto" (see `template_choice`), "model" (the tokenizer's
+    own), "chatml" or "plain".
 
     Raises TokenizerError when "model" is asked of a tokenizer without a template. The text
     format needs no template: do not call this for it.
     """
+    choice = template_choice(tokenizer, choice)
     if choice in CHAT_PRESETS:
         return CHAT_PRESETS[choice][0]
     if choice != "model":
         raise ValueError(f"unknown chat template choice {choice!r}")
-    template = getattr(tokenizer, "chat_template", None)
-    if isinstance(template, dict):  # named templates: the default one is for chat
-        template = template.get("default")
+    template = _own_template(tokenizer)
     if not template:
         raise TokenizerError(
             "The base model's tokenizer has no chat template, so conversations cannot be laid out the way "
             "the model expects.",
-            "Set data.chat_template: chatml or plain to use one of those templates (their markers are added "
-            "as special tokens), or use an instruction-tuned base model that has a template.")
+            "Set data.chat_template to auto, chatml or plain (auto and chatml use ChatML, its markers added as "
+            "special tokens), or use an instruction-tuned base model that has a template.")
     return template
 
 
 def add_marker_tokens(tokenizer: Any, choice: str) -> int:
-    """Add the markers of the preset `choice` (chatml's `<|im_start|>`, `<|im_end|>`) to `tokenizer`
+    """Add the markers of the preset `choice` ("auto" as `template_choice` reads it; chatml's `<|im_start|>`, `<|im_end|>`) to `tokenizer`
     as special tokens where it lacks them; returns how many new ids were added.
 
     When the result is above 0 the model's embeddings must be resized to `len(tokenizer)`
     (`model.resize_token_embeddings(len(tokenizer))`), and trained (LoRA: `modules_to_save`), since
     the new rows start untrained. Set `tokenizer.chat_template` too before saving the tokenizer.
     """
+    choice = template_choice(tokenizer, choice)
     markers = CHAT_PRESETS[choice][1] if choice in CHAT_PRESETS else []
     missing = [m for m in markers if m not in tokenizer.added_tokens_encoder]
     return tokenizer.add_tokens(missing, special_tokens=True) if missing else 0
 
 
 def render(record: dict, tokenizer: Any, template: str | None, loss_on: str, max_length: int,
-           overflow: str) -> Rendered | None:
+           overflow: str, mask: TurnMask = TurnMask()) -> Rendered | None:
     """Token ids and labels of one normalised record ({"messages"} or {"text"}).
 
     loss_on "responses" labels the assistant turns only (text records are always trained on
-    whole); "all" labels every token. A record longer than max_length is cut to it (overflow
-    "truncate") or gives None (overflow "drop").
+    whole); "all" labels every token; either leaves out what `mask` says. A record longer than
+    max_length is cut to it (overflow "truncate") or gives None (overflow "drop").
     """
-    return _fit(_render_whole(record, tokenizer, template, loss_on), max_length, overflow)
+    return _fit(_render_whole(record, tokenizer, template, loss_on, mask), max_length, overflow)
 
 
 def render_records(records: list[dict], tokenizer: Any, template: str | None, loss_on: str, max_length: int,
-                   overflow: str) -> tuple[list[Rendered], RenderStats]:
+                   overflow: str, mask: TurnMask = TurnMask()) -> tuple[list[Rendered], RenderStats]:
     """`render` every record, dropping those left with nothing to learn, and count what happened."""
     stats = RenderStats(records=len(records))
     kept = []
     for record in records:
-        whole = _render_whole(record, tokenizer, template, loss_on)
+        whole = _render_whole(record, tokenizer, template, loss_on, mask)
         stats.longest = max(stats.longest, whole.length_before)
         rendered = _fit(whole, max_length, overflow)
         if rendered is None:
@@ -177,11 +212,12 @@ def stop_token_ids(tokenizer: Any, template: str | None) -> list[int]:
     return stops
 
 
-def preview(record: dict, tokenizer: Any, template: str | None, loss_on: str, max_length: int) -> dict:
+def preview(record: dict, tokenizer: Any, template: str | None, loss_on: str, max_length: int,
+            mask: TurnMask = TurnMask()) -> dict:
     """How one record renders, for display: {"text", "tokens": [{"text", "id", "trained"}],
     "length" (tokens before truncation), "truncated"}. "text" is what the tokens spell, bos
     included; tokens past max_length are left out of "tokens" (training never sees them)."""
-    layout = _layout(record, tokenizer, template)
+    layout = _layout(record, tokenizer, template, mask, loss_on)
     ids, offsets = _encode(layout.text, tokenizer)
     labels = _labels(ids, offsets, layout, loss_on)
     tokens, seen = [], 0
@@ -199,8 +235,8 @@ def preview(record: dict, tokenizer: Any, template: str | None, loss_on: str, ma
             "truncated": len(ids) > max_length}
 
 
-def _render_whole(record: dict, tokenizer: Any, template: str | None, loss_on: str) -> Rendered:
-    layout = _layout(record, tokenizer, template)
+def _render_whole(record: dict, tokenizer: Any, template: str | None, loss_on: str, mask: TurnMask) -> Rendered:
+    layout = _layout(record, tokenizer, template, mask, loss_on)
     ids, offsets = _encode(layout.text, tokenizer)
     return Rendered(ids, _labels(ids, offsets, layout, loss_on), truncated=False, length_before=len(ids),
                     fallback=layout.fallback and loss_on == "responses")
@@ -215,8 +251,10 @@ def _fit(rendered: Rendered, max_length: int, overflow: str) -> Rendered | None:
                     length_before=rendered.length_before, fallback=rendered.fallback)
 
 
-def _layout(record: dict, tokenizer: Any, template: str | None) -> _Layout:
-    """The text to tokenize and the character spans of the answers in it."""
+def _layout(record: dict, tokenizer: Any, template: str | None, mask: TurnMask = TurnMask(),
+            loss_on: str = "responses") -> _Layout:
+    """The text to tokenize, the character spans of the answers in it (and which are trained), and
+    the spans loss_on "all" leaves out."""
     if "messages" not in record:
         text = record["text"]
         if _eos_is_one_token(tokenizer) and not text.endswith(tokenizer.eos_token):
@@ -225,33 +263,87 @@ def _layout(record: dict, tokenizer: Any, template: str | None) -> _Layout:
 
     messages = record["messages"]
     full = _apply(tokenizer, template, messages, False, record)
+    answers = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
     spans: list[tuple[int, int, bool]] = []  # start, end, whether eos goes at the end
-    for i, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
+    for i in answers:
+        message = messages[i]
         prefix = _apply(tokenizer, template, messages[:i], True, record) if i else ""
         upto = _apply(tokenizer, template, messages[:i + 1], False, record)
         if not (upto.startswith(prefix) and full.startswith(upto)):
             return _Layout(full, train_all=True, fallback=True)
         turn = upto[len(prefix):]
+        _check_calls_written(message, turn, record)
         end = len(prefix) + len(turn.rstrip())  # the newline after a turn's marker belongs to the next turn
         content = (message.get("content") or "").strip()
-        at = turn.rfind(content) if content else -1
+        at = turn.rfind(content) if content and not message.get("tool_calls") else -1
         markerless = at >= 0 and not turn[at + len(content):].strip() and _eos_is_one_token(tokenizer)
         if markerless:
             end = len(prefix) + at + len(content)
         spans.append((len(prefix), end, markerless))
+    _check_tools_written(record, full)
+    trained = [messages[i].get("train", True) is not False and (mask.turns != "last" or i == answers[-1])
+               for i in answers]
+
+    masked = [(s, e) for (s, e, _), kept in zip(spans, trained) if not kept]
+    if loss_on == "all":
+        for i, message in enumerate(messages):
+            leading_system = message["role"] == "system" and all(m["role"] == "system" for m in messages[:i])
+            if message["role"] != "assistant" and (message.get("train") is False or
+                                                   (mask.mask_system and leading_system)):
+                span = _turn_span(tokenizer, template, messages, i, full, record)
+                if span is None:
+                    return _Layout(full, train_all=True, fallback=True)
+                masked.append(span)
 
     # Put eos after each marker-less answer, shifting what follows.
-    text, shift, shifted = full, 0, []
-    for start, end, markerless in spans:
-        start, end = start + shift, end + shift
-        if markerless:
-            text = text[:end] + tokenizer.eos_token + text[end:]
-            shift += len(tokenizer.eos_token)
-            end += len(tokenizer.eos_token)
-        shifted.append((start, end))
-    return _Layout(text, shifted)
+    inserted = [end for _, end, markerless in spans if markerless]
+    n = len(tokenizer.eos_token) if inserted else 0
+    text = full
+    for at in reversed(inserted):
+        text = text[:at] + tokenizer.eos_token + text[at:]
+
+    def shifted(start: int, end: int) -> tuple[int, int]:
+        return start + n * sum(p <= start for p in inserted), end + n * sum(p <= end for p in inserted)
+
+    return _Layout(text, [shifted(s, e) for s, e, _ in spans], trained, [shifted(s, e) for s, e in masked])
+
+
+def _turn_span(tokenizer: Any, template: str | None, messages: list[dict], i: int, full: str,
+               record: dict) -> tuple[int, int] | None:
+    """The character span of message `i` (not an answer) in `full`, or None when the template
+    rewrites earlier turns so that it cannot be told apart."""
+    prefix = _apply(tokenizer, template, messages[:i], False, record) if i else ""
+    upto = _apply(tokenizer, template, messages[:i + 1], False, record)
+    if not (upto.startswith(prefix) and full.startswith(upto)):
+        return None
+    return len(prefix), len(upto.rstrip())
+
+
+_NO_TOOLS_HINT = ("Set data.chat_template to chatml (a built-in template that writes tools), or use a model whose "
+                  "own chat template supports tools (the llama3 preset a tokenizer run can set does too).")
+
+
+def _check_calls_written(message: dict, turn: str, record: dict) -> None:
+    """Refuse a template that drops an answer's tool calls: the model would learn to answer without them."""
+    for call in message.get("tool_calls") or []:
+        if call["function"]["name"] not in turn:
+            raise DataError(f"{record.get('where', 'a record')}: the chat template does not write the tool call "
+                            f"'{call['function']['name']}' of an assistant turn, so it cannot be learned.",
+                            _NO_TOOLS_HINT)
+
+
+def _check_tools_written(record: dict, full: str) -> None:
+    """Refuse a template that drops the tool definitions or results: calls would be learned blind."""
+    where = record.get("where", "a record")
+    for tool in record.get("tools") or []:
+        if tool["function"]["name"] not in full:
+            raise DataError(f"{where}: the chat template does not write the tool definitions (the tool "
+                            f"'{tool['function']['name']}' is missing from the rendered conversation).",
+                            _NO_TOOLS_HINT)
+    for message in record["messages"]:
+        if message["role"] == "tool" and message["content"].strip() not in full:
+            raise DataError(f"{where}: the chat template does not write the tool results (role 'tool').",
+                            _NO_TOOLS_HINT)
 
 
 def _encode(text: str, tokenizer: Any) -> tuple[list[int], list[tuple[int, int] | None]]:
@@ -265,11 +357,15 @@ def _encode(text: str, tokenizer: Any) -> tuple[list[int], list[tuple[int, int] 
 
 
 def _labels(ids: list[int], offsets: list[tuple[int, int] | None], layout: _Layout, loss_on: str) -> list[int]:
-    if loss_on == "all" or layout.train_all:
+    if layout.train_all:
         return list(ids)
+    if loss_on == "all":
+        return [IGNORE if offset is not None and any(s <= offset[0] < e for s, e in layout.masked) else token_id
+                for token_id, offset in zip(ids, offsets)]
+    trained = [span for span, kept in zip(layout.spans, layout.trained) if kept]
     labels = []
     for token_id, offset in zip(ids, offsets):
-        inside = offset is not None and offset[1] > offset[0] and any(s <= offset[0] < e for s, e in layout.spans)
+        inside = offset is not None and offset[1] > offset[0] and any(s <= offset[0] < e for s, e in trained)
         labels.append(token_id if inside else IGNORE)
     return labels
 
@@ -291,8 +387,8 @@ def _eos_is_one_token(tokenizer: Any) -> bool:
 
 def _apply(tokenizer: Any, template: str | None, messages: list[dict], generation: bool, record: dict) -> str:
     try:
-        return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
-                                             add_generation_prompt=generation)
+        return tokenizer.apply_chat_template(messages, tools=record.get("tools"), chat_template=template,
+                                             tokenize=False, add_generation_prompt=generation)
     except Exception as e:  # noqa: BLE001 - templates raise their own errors (roles must alternate, …)
         where = record.get("where", "a record")
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

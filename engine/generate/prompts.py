@@ -2,36 +2,38 @@
 
 A source is one of:
 - `builtin:tasks`: generated tasks with checkable answers (prompts.task, task_examples, task_seed);
-- a .txt file: one prompt per line (blank lines skipped);
+- a .txt file: one prompt per line that holds text;
 - a .jsonl .json .csv .parquet file, a glob or a folder of them: one record per prompt, whose prompt
   is in `prompt` (text, or a list of messages), `messages`, `conversations` (ShareGPT) or
   `instruction` (+ `input`), or in the field prompts.field names. A conversation that ends with an
-  assistant turn gives that turn as the reference answer (as `completion` and `output` do);
+  assistant turn gives that turn as the reference answer (as `completion` and `output` do). Tool
+  conversations are read as fine-tuning reads them (engine/finetune/formats.py): tool turns, and the
+  record's `tools`, which the chat template writes before the conversation;
 - a dataset saved with `save_to_disk`, or a hub dataset id (`hub:owner/name` or `owner/name`),
   read at prompts.split.
 
-Bad input raises DataError naming the file, the line (or row) and the fields the record has.
-datasets is imported only for the sources that need it.
+Files, folders and datasets are found and read by engine/data (locate.py, reader.py). Bad input raises DataError naming the
+file, the line (or row) and the fields the record has.
 """
 
 from __future__ import annotations
 
-import glob
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from engine.data.locate import dataset_records, open_dataset, resolve_source
+from engine.data.reader import Record, kind_of
 from engine.errors import DataError
-# The fine-tuning data's readers and message parser: the same file types and the same messages
-# for broken files and malformed conversations.
-from engine.finetune.formats import _turns
-from engine.finetune.records import FILE_SUFFIXES, _load_file, _Part, _read_utf8
+
+# The fine-tuning data's message parser: the same messages for malformed conversations.
+from engine.finetune.formats import parse_turns, record_tools
 from engine.finetune.rendering import prompt_ids, text_ids
-from engine.generate_specs import PromptSource
+from engine.finetune.tool_calls import call_list, calls_text
+from engine.specs.generate import PromptSource
 
 BUILTIN_TASKS = "builtin:tasks"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+FIELD = "prompts.sources"
 PROMPT_FIELDS = "'prompt' (text or a list of messages), 'messages', 'conversations', or 'instruction' (+ 'input')"
 
 
@@ -42,6 +44,7 @@ class Prompt:
     messages: list[dict]  # the conversation a chat model continues (system, earlier turns, the user's turn)
     where: str  # "file.jsonl, line 12", for messages
     meta: dict = field(default_factory=dict)  # source; reference; task, input and answer for built-in tasks
+    tools: list[dict] | None = None  # tool definitions, as chat templates take them
 
 
 def load_prompts(source: PromptSource, seed: int) -> tuple[list[Prompt], int]:
@@ -75,42 +78,32 @@ def prompt_token_ids(prompt: Prompt, tokenizer: Any, template: str | None) -> li
     to the assistant's turn (exactly as fine-tuning encodes it), or as plain text to continue
     (a system message first, when there is one)."""
     if template is None:
+        if prompt.tools:
+            raise DataError(f"{prompt.where}: the prompt offers tools, which only a chat template can write.",
+                            "Use a chat template (chat_template: auto, model or chatml), or leave out the tools.")
         system = [m["content"] for m in prompt.messages if m["role"] == "system"]
         return text_ids("\n\n".join([*system, prompt.text]), tokenizer)
     record = {"messages": [*prompt.messages, {"role": "assistant", "content": "x"}], "where": prompt.where}
+    if prompt.tools:
+        record["tools"] = prompt.tools
     return prompt_ids(record, tokenizer, template)
 
 
 def _read_source(name: str, source: PromptSource, seed: int) -> tuple[list[Prompt], int]:
-    if name == BUILTIN_TASKS:
+    found = resolve_source(name, FIELD, [BUILTIN_TASKS])
+    if found.kind == "builtin":
         return _task_prompts(source, seed), 0
-    if name.startswith("builtin:"):
-        raise DataError(f"Unknown built-in prompts '{name}' (prompts.sources).",
-                        f"The built-in prompts are {BUILTIN_TASKS} (choose the task with prompts.task).")
-    if name.startswith("hub:"):
-        return _records(_load_hub(name[len("hub:"):], source.split), source.field)
-    path = Path(name).expanduser()
-    if glob.has_magic(name):
-        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
-        if not files:
-            raise DataError(f"The pattern {name} (prompts.sources) matches no file.",
-                            "Check the folder and the pattern (e.g. prompts/**/*.jsonl for subfolders).")
-        return _files(files, source.field)
-    if path.is_dir():
-        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
-            return _records(_load_saved(path, source.split), source.field)
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FILE_SUFFIXES
-                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
-        if not files:
-            raise DataError(f"The folder {path} (prompts.sources) holds no prompt file ({' '.join(FILE_SUFFIXES)}).",
-                            "Put prompt files in it, or point prompts.sources at the files themselves.")
-        return _files(files, source.field)
-    if path.is_file():
-        return _files([path], source.field)
-    if _HUB_ID.match(name) and "/" in name and path.suffix.lower() not in FILE_SUFFIXES:
-        return _records(_load_hub(name, source.split, also_missing_locally=True), source.field)
-    raise DataError(f"The prompt file {name} (prompts.sources) does not exist.",
-                    "Check the path; relative paths start from the folder the engine runs in.")
+    if found.kind != "files":
+        dataset = open_dataset(found, FIELD, source.split, "prompts.split")
+        return _records(dataset_records(dataset, found.name), source.field)
+    prompts, blank = [], 0
+    for path in found.files:
+        txt = path.suffix.lower() == ".txt"  # one prompt a line
+        found_here, skipped = _records(found.records(path, text_field="prompt", txt_documents="line"),
+                                       "prompt" if txt else source.field)
+        prompts.extend(found_here)
+        blank += skipped
+    return prompts, blank
 
 
 def _task_prompts(source: PromptSource, seed: int) -> list[Prompt]:
@@ -127,42 +120,15 @@ def _task_prompts(source: PromptSource, seed: int) -> list[Prompt]:
     return prompts
 
 
-def _files(paths: list[Path], field_name: str | None) -> tuple[list[Prompt], int]:
+def _records(records: Iterable[Record], field_name: str | None) -> tuple[list[Prompt], int]:
     prompts, blank = [], 0
-    for path in paths:
-        if path.suffix.lower() == ".txt":
-            found, skipped = _lines(path)
-        elif path.suffix.lower() in FILE_SUFFIXES:
-            found, skipped = _records(_load_file(path), field_name)
-        else:
-            raise DataError(f"{path} (prompts.sources): unsupported file type '{path.suffix or '(none)'}'.",
-                            f"Use one of {' '.join(FILE_SUFFIXES)}.")
-        prompts.extend(found)
-        blank += skipped
-    return prompts, blank
-
-
-def _lines(path: Path) -> tuple[list[Prompt], int]:
-    prompts, blank = [], 0
-    for number, line in enumerate(_read_utf8(path).splitlines(), start=1):
-        if not line.strip():
-            blank += 1
-            continue
-        prompts.append(Prompt(id=f"{path.name}:{number}", text=line.strip(),
-                              messages=[{"role": "user", "content": line.strip()}], where=f"{path}, line {number}",
-                              meta={"source": str(path)}))
-    return prompts, blank
-
-
-def _records(part: _Part, field_name: str | None) -> tuple[list[Prompt], int]:
-    prompts, blank = [], 0
-    for i, row in enumerate(part.rows):
-        where = part.where(i)
+    for record in records:
+        row, where = record.value, record.where
         messages, reference = _conversation(row, field_name, where)
         if not any((m.get("content") or "").strip() for m in messages if m["role"] != "system"):
             blank += 1
             continue
-        meta: dict[str, Any] = {"source": part.name}
+        meta: dict[str, Any] = {"source": record.source}
         if reference is not None:
             meta["reference"] = reference
         spoken = [m for m in messages if m["role"] != "system"]
@@ -170,18 +136,18 @@ def _records(part: _Part, field_name: str | None) -> tuple[list[Prompt], int]:
             meta["messages"] = list(messages)  # the record's own conversation (a system_prompt is in the spec)
         text = spoken[0]["content"] if len(spoken) == 1 else "\n\n".join(
             f"{m['role'].capitalize()}: {m['content']}" for m in spoken)
-        place = f"{Path(part.name).name}:{part.numbers[i]}" if part.numbers else f"{Path(part.name).name}:#{i}"
         given = row.get("id")
         has_id = isinstance(given, (str, int)) and not isinstance(given, bool)
-        prompts.append(Prompt(id=str(given) if has_id else place, text=text.strip(),
-                              messages=messages, where=where, meta=meta))
+        tools = record_tools(row, "messages", where) if isinstance(row, dict) else None
+        prompts.append(Prompt(id=str(given) if has_id else record.place, text=text.strip(),
+                              messages=messages, where=where, meta=meta, tools=tools))
     return prompts, blank
 
 
 def _conversation(row: Any, field_name: str | None, where: str) -> tuple[list[dict], str | None]:
     """The messages a model continues, and the reference answer the record holds (or None)."""
     if not isinstance(row, dict):
-        raise DataError(f"{where}: expected a record (a JSON object with named fields), found {type(row).__name__}.",
+        raise DataError(f"{where}: expected a record (a JSON object with named fields), found {kind_of(row)}.",
                         f"Write each record as an object with {PROMPT_FIELDS}, or use a .txt file "
                         "(one prompt per line).")
     if field_name is not None:
@@ -210,17 +176,18 @@ def _messages(value: Any, where: str, key: str) -> list[dict]:
     if isinstance(value, str):
         return [{"role": "user", "content": value}]
     if isinstance(value, list):
-        return _turns(value, where, key, sharegpt=key == "conversations")
-    raise DataError(f"{where}: field '{key}' is a {type(value).__name__}, not text or a list of messages.",
+        return parse_turns(value, where, key, sharegpt=key == "conversations", tools=True)
+    raise DataError(f"{where}: field '{key}' is {kind_of(value)}, not text or a list of messages.",
                     "A prompt is a string (the user's message) or a list of {\"role\", \"content\"} messages.")
 
 
 def _split_reference(messages: list[dict], where: str) -> tuple[list[dict], str | None]:
     reference = None
     if messages and messages[-1]["role"] == "assistant":
-        reference = messages[-1]["content"]
+        last = messages[-1]
+        reference = calls_text(call_list(last["tool_calls"])) if last.get("tool_calls") else last["content"]
         messages = messages[:-1]
-    if not messages or messages[-1]["role"] in ("assistant", "system"):
+    if not messages or messages[-1]["role"] in ("assistant", "system"):  # a tool's result is answered too
         last = messages[-1]["role"] if messages else "nothing"
         raise DataError(f"{where}: the conversation ends with {last} before the answer, so there is no turn for "
                         f"the model to answer.",
@@ -229,40 +196,6 @@ def _split_reference(messages: list[dict], where: str) -> tuple[list[dict], str 
     return messages, reference
 
 
-def _load_saved(folder: Path, split: str) -> _Part:
-    import datasets
-
-    try:
-        loaded = datasets.load_from_disk(str(folder), keep_in_memory=True)
-    except Exception as e:  # noqa: BLE001 - a damaged save_to_disk folder raises many types
-        raise DataError(f"{folder} (prompts.sources) looks like a saved dataset but cannot be read: {_first_line(e)}",
-                        "Save it again with Dataset.save_to_disk.") from None
-    if hasattr(loaded, "keys"):  # a DatasetDict: the split asked for
-        if split not in loaded:
-            raise DataError(f"{folder} has no split '{split}' (prompts.split); it has {', '.join(loaded)}.",
-                            "Set prompts.split to one of those.")
-        loaded = loaded[split]
-    return _Part(str(folder), loaded.to_list(), "row")
-
-
-def _load_hub(name: str, split: str, also_missing_locally: bool = False) -> _Part:
-    import datasets
-
-    try:
-        loaded = datasets.load_dataset(name, split=split)
-    except Exception as e:  # noqa: BLE001 - offline, unknown id or split, gated repo: all are the user's to fix
-        local = f" There is no local file or folder named {name} either." if also_missing_locally else ""
-        raise DataError(f"Could not load split '{split}' of the hub dataset '{name}' (prompts.sources): "
-                        f"{_first_line(e)}.{local}",
-                        "Check the dataset id, prompts.split and the network (HF_HUB_OFFLINE=1 forbids "
-                        "downloads), or use local files.") from None
-    return _Part(f"hub dataset {name}", loaded.to_list(), "row")
-
-
 def _fields(record: dict) -> str:
     return ", ".join(f"'{k}'" for k in record) or "no fields"
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0].rstrip(".")

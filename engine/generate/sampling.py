@@ -18,10 +18,14 @@ from dataclasses import dataclass
 
 import torch
 from transformers import (
-    LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
+    LogitsProcessor,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
 )
 
-from engine.generate_specs import Sampling
+from engine.specs.generate import Sampling
 
 
 @dataclass

@@ -15,14 +15,14 @@ from pathlib import Path
 from engine.cleaning.outputs import DatasetWriter, FateLog, RemovedExamples, largest_clusters
 from engine.cleaning.pipeline import Pipeline, dedup_steps
 from engine.cleaning.reader import CorpusReader, Problems
+from engine.cleaning.shards import SHARDS_FOLDER, ShardedPipeline
 from engine.cleaning.report import CLUSTER_TEXT_CHARS, CleaningStats, write_html
+from engine.data.reader import iter_records
 from engine.errors import DataError
+from engine.progress import ProgressMeter
 from engine.rundir import atomic_directory, atomic_write_text
 from engine.runner import JobContext
-from engine.specs import CleanSpec
-
-PROGRESS_SECONDS = 0.5
-
+from engine.specs.clean import CleanSpec
 
 def run(ctx: JobContext) -> dict:
     spec: CleanSpec = ctx.spec
@@ -31,16 +31,18 @@ def run(ctx: JobContext) -> dict:
     problems = Problems(stop=spec.input.on_bad_record == "stop")
     reader = CorpusReader(spec.input, spec.repair, problems)
     stats = CleaningStats(spec.document_steps() + dedup_steps(spec))
-    pipeline = Pipeline(spec)
+    progress = ProgressMeter(ctx, "clean", round(reader.total_bytes / 1e6, 3) or None, "MB", start=0)
+    pipeline = build_pipeline(ctx, reader, progress)
+    processes = (f"{spec.shards} shard processes, then deduplication across them" if spec.shards > 1 else
+                 f"{pipeline.workers} worker process{'es' if pipeline.workers != 1 else ''}")
     ctx.events.log("info", f"Cleaning {', '.join(spec.input.sources)}: steps {' → '.join(stats.steps) or '(none)'}, "
-                           f"{pipeline.workers} worker process{'es' if pipeline.workers != 1 else ''}.")
+                           f"{processes}.")
 
     dataset_dir = output / "dataset"
     with atomic_directory(dataset_dir) as tmp:
         writer = DatasetWriter(tmp, spec.output.format)
         fates = FateLog(ctx.run.path / "fates.sqlite")
         examples = RemovedExamples(spec.output.removed_examples)
-        last_progress = 0.0
         for document, outcome in pipeline.run(reader):
             stats.add(document, outcome)
             fates.add(document, outcome)
@@ -48,14 +50,13 @@ def run(ctx: JobContext) -> dict:
                 examples.add(document, outcome)
             else:
                 writer.add(document, outcome.text)
-            if time.monotonic() - last_progress > PROGRESS_SECONDS:
-                last_progress = time.monotonic()
-                report_progress(ctx, reader, stats, time.monotonic() - started)
-                ctx.check_cancelled()
+            progress.update(megabytes_read(reader), step=stats.documents_in)
+            ctx.check_cancelled()
         writer.close()
         fates.close()
         check_not_empty(spec, stats, problems)
-    report_progress(ctx, reader, stats, time.monotonic() - started, done=True)
+        check_kept_some(spec, stats, examples, reader)
+    progress.update(progress.total or megabytes_read(reader), step=stats.documents_in, force=True)
 
     examples.write(output / "removed")
     seconds = time.monotonic() - started
@@ -73,14 +74,23 @@ def run(ctx: JobContext) -> dict:
             "report": str(report_path)}
 
 
-def report_progress(ctx: JobContext, reader: CorpusReader, stats: CleaningStats, elapsed: float,
-                    done: bool = False) -> None:
-    total = reader.total_bytes / 1e6 or None
-    read = total if done and total else min(reader.bytes_read / 1e6, total or float("inf"))
-    eta = elapsed / read * (total - read) if total and read > 0 else None
-    ctx.events.progress("clean", round(read, 3), round(total, 3) if total else None, "MB", eta)
-    ctx.step = stats.documents_in
-    ctx.update_status()
+def build_pipeline(ctx: JobContext, reader: CorpusReader, progress: ProgressMeter) -> Pipeline:
+    """One process reading and a pool of workers, or `spec.shards` shard processes and a global
+    deduplication stage (the same documents kept either way)."""
+    if ctx.spec.shards == 1:
+        return Pipeline(ctx.spec)
+
+    def tick() -> None:
+        progress.update(megabytes_read(reader), step=0)
+        ctx.check_cancelled()
+
+    return ShardedPipeline(ctx.spec, ctx.run.path / SHARDS_FOLDER, tick)
+
+
+def megabytes_read(reader: CorpusReader) -> float:
+    """Input read so far (what reading has decompressed may run past the files' sizes: capped)."""
+    total = reader.total_bytes / 1e6
+    return min(reader.bytes_read / 1e6, total) if total else reader.bytes_read / 1e6
 
 
 def check_not_empty(spec: CleanSpec, stats: CleaningStats, problems: Problems) -> None:
@@ -93,6 +103,27 @@ def check_not_empty(spec: CleanSpec, stats: CleaningStats, problems: Problems) -
                         "Fix the input files; the report of a dry run (`studio-engine preview`) lists the problems.")
     raise DataError(f"The input is empty: {', '.join(spec.input.sources)} holds no document.",
                     "Check input.sources and input.text_field.")
+
+
+def check_kept_some(spec: CleanSpec, stats: CleaningStats, examples: RemovedExamples, reader: CorpusReader) -> None:
+    """A run that removes every document fails, saying which rules removed them and why: an empty
+    dataset would only fail later, in a training run, far from the cause."""
+    if stats.documents_out or not stats.documents_in:
+        return
+    causes = []
+    for step in stats.steps:
+        for rule, count in stats.rules[step].most_common():
+            example = (examples.examples.get(rule) or [{}])[0]
+            reason = f" (e.g. {example['id']}: {example['reason']})" if example.get("reason") else ""
+            causes.append(f"{rule} removed {count:,}{reason}")
+    hint = "Loosen the rules that removed them, or switch those steps off; the dry run (`studio-engine preview " \
+           "SPEC`) shows each document's fate."
+    if spec.input.txt_documents == "file" and reader.whole_txt_files:
+        hint = (f"{reader.whole_txt_files:,} .txt file(s) were each read as one document (input.txt_documents: "
+                "file): if a file holds one document a line or a paragraph, set input.txt_documents to line or "
+                "paragraph. Otherwise: " + hint[0].lower() + hint[1:])
+    read = "the one document read was" if stats.documents_in == 1 else f"all {stats.documents_in:,} documents read were"
+    raise DataError(f"Nothing is left after cleaning: {read} removed: {'; '.join(causes)}.", hint)
 
 
 def build_report(ctx: JobContext, reader: CorpusReader, problems: Problems, stats: CleaningStats,
@@ -137,18 +168,9 @@ def attach_kept_texts(clusters: list[dict], dataset_dir: Path, format: str) -> N
 
 
 def _dataset_rows(folder: Path, format: str):
-    if format == "jsonl":
-        for path in sorted(folder.glob("*.jsonl")):
-            with path.open(encoding="utf-8") as f:
-                for line in f:
-                    record = json.loads(line)
-                    yield record["id"], record["text"]
-        return
-    import pyarrow.parquet as pq
-    for path in sorted(folder.glob("*.parquet")):
-        for batch in pq.ParquetFile(path).iter_batches(columns=["id", "text"], batch_size=5000):
-            data = batch.to_pydict()
-            yield from zip(data["id"], data["text"])
+    for path in sorted(folder.glob(f"*.{format}")):
+        for record in iter_records(path, columns=["id", "text"]):
+            yield record.value["id"], record.value["text"]
 
 
 def summary_text(report: dict) -> str:

@@ -1,39 +1,39 @@
 """Direct preference optimisation: labeled pairs (a labeling queue or preference files) → the policy
 (the SFT model, its adapter merged in) → pairs as the token ids fine-tuning uses → TRL's DPOTrainer
-(sigmoid or IPO loss, β; with LoRA or on every weight) → the policy, merged, in output/policy.
+(sigmoid or IPO loss, β), or TRL's reference-free ORPOTrainer / CPOTrainer (ORPO; SimPO, which is
+CPO's simpo loss with no behaviour-cloning term), with LoRA or on every weight → the policy, merged,
+in output/policy.
 
-The reference model is automatic: with LoRA it is the policy with its adapter switched off; with full
-training, TRL loads the start model frozen. Pairwise figures (reward accuracy and margin of the
-implicit reward) are logged for training and held-out pairs; with evaluation.task, the policy also
-answers held-out prompts of a built-in task before, during and after training.
+DPO's and IPO's reference model is automatic: with LoRA it is the policy with its adapter switched
+off; with full training, TRL loads the start model frozen. ORPO and SimPO use none. Pairwise figures
+(reward accuracy and margin of the implicit reward) are logged for training and held-out pairs; with
+evaluation.task, the policy also answers held-out prompts of a built-in task before, during and
+after training.
 """
 
 from __future__ import annotations
 
 import datasets
-from transformers import set_seed
 from trl import DPOConfig, DPOTrainer
 
-from engine.devices import Placement, resolve
+from engine.devices import Placement
 from engine.errors import DataError
-from engine.generate.models import stop_ids
+from engine.finetune.rendering import IGNORE
 from engine.rlhf.dpo_pairs import question_of, several_turns, tokenize_pairs
 from engine.rlhf.policy_eval import TaskEvalCallback, TaskEvaluator
 from engine.rlhf.policy_events import DPO_METRICS, PolicyEventsCallback
-from engine.rlhf.policy_model import Policy, load_policy, lora_config, prompt_template, resolve_policy, save_start_model
-from engine.rlhf.policy_training import dtype_of, finish, task_accuracy_before, train, trainer_config
+from engine.rlhf.policy_model import Policy, lora_config, save_start_model
+from engine.rlhf.policy_training import finish, load_preference_policy, task_accuracy_before
 from engine.rlhf.preferences import LoadedPairs, load_pairs
 from engine.runner import JobContext
-from engine.specs import DPOSpec
-from engine.training.reporting import start_reporting
+from engine.specs.dpo import DPOSpec
+from engine.training.arguments import training_arguments
+from engine.training.loop import begin_training, train
 
 
 def run(ctx: JobContext) -> dict:
     spec: DPOSpec = ctx.spec
-    datasets.disable_progress_bars()
-    set_seed(spec.seed)
-    placement = resolve(spec.resources)
-    start_reporting(ctx)
+    placement = begin_training(ctx)
     pairs = load_preferences(ctx)
     policy, changed = load_the_policy(ctx, placement, pairs)
     train_set, eval_set = tokenize(ctx, policy, pairs)
@@ -45,10 +45,10 @@ def run(ctx: JobContext) -> dict:
         evaluator = TaskEvaluator(spec.evaluation, policy.tokenizer, policy.template, policy.stops, exclude=seen,
                                   seed=spec.seed)
     before = task_accuracy_before(ctx, policy.model, evaluator)
-    if spec.method.name == "full" and changed:
+    if spec.method.name == "full" and changed and not reference_free(spec):
         # TRL loads the frozen reference of full training from the policy's folder, which must then
         # hold the start model (the SFT adapter merged in), not the base model alone.
-        save_start_model(policy.model, policy.tokenizer, ctx.run.path / "reference")
+        save_start_model(ctx, policy.model, policy.tokenizer)
 
     trainer, events = build_trainer(ctx, placement, policy, train_set, eval_set, evaluator)
     train(ctx, trainer)
@@ -75,14 +75,13 @@ def load_preferences(ctx: JobContext) -> LoadedPairs:
 
 def load_the_policy(ctx: JobContext, placement: Placement, pairs: LoadedPairs) -> tuple[Policy, bool]:
     spec = ctx.spec
-    choice = resolve_policy(spec.model, ctx.run.path.parent.parent)
-    ctx.events.progress("model", 0, None, "model")
-    ctx.events.log("info", f"DPO of {choice.description} ({spec.loss_type} loss, β {spec.beta}, {spec.method.name}) "
-                           f"on {placement.device} in {placement.precision}.")
-    model, tokenizer, changed = load_policy(choice, placement.device, dtype_of(placement), ctx.events.log)
-    template = prompt_template(tokenizer, spec.data.chat_template, several_turns(pairs.train + pairs.held_out),
-                               "data.chat_template", choice.label, ctx.events.log)
-    return Policy(model, tokenizer, choice, template, stop_ids(model, tokenizer, template)), changed
+    what = {"orpo": f"ORPO (λ {spec.beta})", "simpo": f"SimPO (β {spec.beta}, γ/β {spec.simpo_gamma})"}.get(
+        spec.loss_type, f"DPO ({spec.loss_type} loss, β {spec.beta})")
+    return load_preference_policy(ctx, placement, several_turns(pairs.train + pairs.held_out), what)
+
+
+def reference_free(spec: DPOSpec) -> bool:
+    return spec.loss_type in ("orpo", "simpo")
 
 
 def tokenize(ctx: JobContext, policy: Policy, pairs: LoadedPairs):
@@ -120,27 +119,57 @@ class RenderedPairsDPOTrainer(DPOTrainer):
         return dataset
 
 
+def cpo_rows(dataset):
+    """Pairs tokenized by engine.rlhf.dpo_pairs as the rows TRL's ORPO and CPO trainers train on
+    (their `tokenize_row` output): each answer after its prompt, labels only on the answer."""
+    def row(pair: dict) -> dict:
+        prompt = pair["prompt_ids"]
+        out = {"prompt_input_ids": prompt, "prompt_attention_mask": [1] * len(prompt)}
+        for name in ("chosen", "rejected"):
+            answer = pair[f"{name}_ids"]
+            out[f"{name}_input_ids"] = prompt + answer
+            out[f"{name}_attention_mask"] = [1] * (len(prompt) + len(answer))
+            out[f"{name}_labels"] = [IGNORE] * len(prompt) + answer
+        return out
+    return dataset.map(row, remove_columns=dataset.column_names) if dataset is not None else None
+
+
+def rendered_rows(trainer_class):
+    """`trainer_class` (ORPO or CPO) on rows already built by cpo_rows: its own `tokenize_row` would
+    tokenize text prompts again, without the chat layout fine-tuning used."""
+    return type(f"RenderedPairs{trainer_class.__name__}", (trainer_class,),
+                {"tokenize_row": lambda self, feature, model=None: feature})
+
+
 def build_trainer(ctx: JobContext, placement: Placement, policy: Policy, train_set, eval_set,
                   evaluator: TaskEvaluator | None) -> tuple[DPOTrainer, PolicyEventsCallback]:
     spec, train = ctx.spec, ctx.spec.train
-    args = DPOConfig(
-        beta=spec.beta,
-        loss_type=[spec.loss_type],
-        max_length=spec.data.max_length,
-        per_device_train_batch_size=train.batch_size,
-        per_device_eval_batch_size=train.batch_size,
-        **trainer_config(ctx, placement, has_eval=eval_set is not None),
-    )
+    common = training_arguments(ctx, placement, has_eval=eval_set is not None, beta=spec.beta,
+                                max_length=spec.data.max_length)
     parameters = sum(p.numel() for p in policy.model.parameters())
     events = PolicyEventsCallback(ctx, DPO_METRICS, train.batch_size * train.gradient_accumulation, parameters)
     callbacks = [events]
     if evaluator is not None:
         callbacks.append(TaskEvalCallback(ctx, evaluator, train.eval_every))
-    trainer = RenderedPairsDPOTrainer(model=policy.model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                                      processing_class=policy.tokenizer, callbacks=callbacks,
-                                      peft_config=lora_config(spec.method, policy.model))
+    peft = lora_config(spec.method, policy.model)
+    if reference_free(spec):
+        if spec.loss_type == "orpo":
+            from trl.experimental.orpo import ORPOConfig as Config, ORPOTrainer as Trainer
+            args = Config(**common)
+        else:  # SimPO is CPO's simpo loss without CPO's behaviour-cloning term (the SimPO paper's setting)
+            from trl.experimental.cpo import CPOConfig as Config, CPOTrainer as Trainer
+            args = Config(**common, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=spec.simpo_gamma * spec.beta)
+        trainer = rendered_rows(Trainer)(model=policy.model, args=args, train_dataset=cpo_rows(train_set),
+                                         eval_dataset=cpo_rows(eval_set), processing_class=policy.tokenizer,
+                                         callbacks=callbacks, peft_config=peft)
+        reference = "none (reference-free)"
+    else:
+        args = DPOConfig(**common, loss_type=[spec.loss_type], trust_remote_code=spec.model.trust_remote_code)
+        trainer = RenderedPairsDPOTrainer(model=policy.model, args=args, train_dataset=train_set,
+                                          eval_dataset=eval_set, processing_class=policy.tokenizer,
+                                          callbacks=callbacks, peft_config=peft)
+        reference = "the policy with its adapter off" if spec.method.name == "lora" else "the frozen start model"
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    reference = "the policy with its adapter off" if spec.method.name == "lora" else "the frozen start model"
     ctx.events.log("info", f"{trainable:,} trainable parameters of {parameters:,} ({trainable / parameters:.2%}); "
                            f"reference: {reference}.")
     return trainer, events

@@ -21,13 +21,15 @@ import torch
 import transformers
 
 from engine.devices import Placement, resolve
-from engine.errors import DataError
-from engine.generate.models import ModelChoice, load, prompt_template, resolve_models, stop_ids
+from engine.generate.models import load, prompt_template, resolve_models, stop_ids
 from engine.generate.prompts import Prompt, load_prompts, prompt_token_ids
 from engine.generate.sampling import candidate_seed, generate
+from engine.models import ModelChoice, check_positions
 from engine.rundir import atomic_write_text
+from engine.progress import ProgressMeter
 from engine.runner import JobContext
-from engine.specs import GenerateSpec, spec_to_yaml
+from engine.specs import spec_to_yaml
+from engine.specs.generate import GenerateSpec
 from engine.tasks.generators import check
 
 SAMPLE_PROMPTS = 2  # prompts shown as sample events, per model
@@ -41,7 +43,7 @@ def run(ctx: JobContext) -> dict:
     n = spec.candidates_per_model
     ctx.events.log("info", f"{len(prompts):,} prompts × {len(models)} model{'s' if len(models) > 1 else ''} × "
                            f"{n} candidate{'s' if n > 1 else ''}, on {placement.device} in {placement.precision}.")
-    progress = Progress(ctx, len(prompts) * len(models))
+    progress = ProgressMeter(ctx, "generate", len(prompts) * len(models), "prompt×model", start=0)
     answers, layouts = [], []
     for choice in models:
         ctx.check_cancelled()
@@ -66,14 +68,13 @@ def read_prompts(ctx: JobContext) -> list[Prompt]:
 
 
 def answer_prompts(ctx: JobContext, choice: ModelChoice, prompts: list[Prompt], placement: Placement,
-                   progress: Progress) -> tuple[list[list[dict]], dict]:
+                   progress: ProgressMeter) -> tuple[list[list[dict]], dict]:
     """The candidates of every prompt from one model (a list per prompt), and how it was prompted."""
     spec, n = ctx.spec, ctx.spec.candidates_per_model
     ctx.events.progress("model", choice.index, len(spec.models), "models")
     ctx.events.log("info", f"Loading {choice.label}: {choice.description}.")
-    dtype = torch.bfloat16 if placement.bf16 else torch.float16 if placement.fp16 else torch.float32
     torch.manual_seed(spec.seed)  # anything loading initialises at random (new embedding rows) is the same each run
-    model, tokenizer = load(choice, placement.device, dtype, ctx.events.log)
+    model, tokenizer = load(choice, placement.device, placement.dtype, ctx.events.log)
     try:
         template = prompt_template(tokenizer, spec.chat_template, choice.label, ctx.events.log)
         stops = stop_ids(model, tokenizer, template)
@@ -100,7 +101,7 @@ def answer_prompts(ctx: JobContext, choice: ModelChoice, prompts: list[Prompt], 
                 if "task" in prompts[p].meta:
                     meta["correct"] = check(prompts[p].meta["task"], prompts[p].meta, answer.text)
                 candidates[p][c] = {"text": answer.text, "model": choice.label, "seed": seed, "meta": meta}
-            progress.advance(len(batch) / n, time.monotonic() - began, last=start + len(batch) == len(rows))
+            progress.advance(len(batch) / n, time.monotonic() - began, force=start + len(batch) == len(rows))
     finally:
         del model
         gc.collect()
@@ -113,35 +114,15 @@ def answer_prompts(ctx: JobContext, choice: ModelChoice, prompts: list[Prompt], 
 
 
 def check_context(ctx: JobContext, model, choice: ModelChoice, prompts: list[Prompt], encoded: list[list[int]]) -> None:
-    positions = getattr(model.config, "max_position_embeddings", None)
     longest = max(range(len(encoded)), key=lambda i: len(encoded[i]))
-    needed = len(encoded[longest]) + ctx.spec.sampling.max_new_tokens
-    if positions and needed > positions:
-        raise DataError(f"{prompts[longest].where} (prompt {prompts[longest].id}) is {len(encoded[longest]):,} tokens "
-                        f"for {choice.label}; with sampling.max_new_tokens ({ctx.spec.sampling.max_new_tokens:,}) "
-                        f"that is more than the {positions:,} positions the model has.",
-                        "Lower sampling.max_new_tokens, or shorten or leave out that prompt.")
-
-
-class Progress:
-    """`progress` events counted in prompt×model pairs, with an ETA from the generation rate so far;
-    at most one a second (and one at the end of each model), however small the batches."""
-
-    def __init__(self, ctx: JobContext, total: int):
-        self.ctx, self.total, self.done, self.busy, self.shown = ctx, total, 0.0, 0.0, 0.0
-
-    def advance(self, pairs: float, seconds: float, last: bool = False) -> None:
-        self.done, self.busy = self.done + pairs, self.busy + seconds
-        if not last and time.monotonic() - self.shown < 1.0:
-            return
-        self.shown = time.monotonic()
-        eta = self.busy / self.done * (self.total - self.done) if self.done else None
-        self.ctx.events.progress("generate", round(self.done, 2), self.total, "prompt×model", eta)
-        self.ctx.update_status(int(self.done))
+    check_positions(model.config, len(encoded[longest]) + ctx.spec.sampling.max_new_tokens,
+                    f"{prompts[longest].where} (prompt {prompts[longest].id}, {len(encoded[longest]):,} tokens) with "
+                    f"sampling.max_new_tokens ({ctx.spec.sampling.max_new_tokens:,})", choice.label,
+                    "Lower sampling.max_new_tokens, or shorten or leave out that prompt.")
 
 
 def emit_samples(ctx: JobContext, choice: ModelChoice, prompts: list[Prompt], candidates: list[list[dict]],
-                 progress: Progress) -> None:
+                 progress: ProgressMeter) -> None:
     for prompt, answers in list(zip(prompts, candidates))[:SAMPLE_PROMPTS]:
         expected = prompt.meta.get("answer", prompt.meta.get("reference"))
         text = f"{choice.label}: {answers[0]['text']}" + (f"   (expected: {expected})" if expected else "")

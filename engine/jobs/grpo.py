@@ -11,37 +11,38 @@ held-out prompts of a built-in task (greedy and sampled) before, during and afte
 from __future__ import annotations
 
 import datasets
-from transformers import TrainerCallback, set_seed
+from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from engine.devices import Placement, resolve
-from engine.errors import DataError
+from engine.devices import Placement
 from engine.finetune.rendering import text_ids
 from engine.generate.models import stop_ids
 from engine.generate.prompts import Prompt, load_prompts
+from engine.models import check_positions, locate_model, model_positions, resolve_choice
 from engine.rlhf.checker_reward import QUESTION, checker_reward
-from engine.rlhf.grpo_rewards import (
-    PROMPT_INDEX, RewardModelScorer, RewardRecorder, load_reward_model, resolve_reward_model,
-)
+from engine.rlhf.grpo_rewards import FIELD, PROMPT_INDEX, RewardModelScorer, RewardRecorder, load_reward_model
 from engine.rlhf.policy_eval import TaskEvalCallback, TaskEvaluator
 from engine.rlhf.policy_events import GRPO_METRICS, PolicyEventsCallback
 from engine.rlhf.policy_model import (
-    Policy, load_policy, lora_config, prompt_template, prompt_text, resolve_policy, save_start_model,
+    Policy,
+    load_policy,
+    lora_config,
+    prompt_template,
+    prompt_text,
+    save_start_model,
 )
-from engine.rlhf.policy_training import dtype_of, finish, task_accuracy_before, train, trainer_config
+from engine.rlhf.policy_training import finish, task_accuracy_before
 from engine.runner import JobContext
-from engine.specs import GRPOSpec
-from engine.training.reporting import start_reporting
+from engine.specs.grpo import GRPOSpec
+from engine.training.arguments import training_arguments
+from engine.training.loop import begin_training, train
 
 SAMPLE_ANSWERS = 2  # sample events per log step: answers with their rewards
 
 
 def run(ctx: JobContext) -> dict:
     spec: GRPOSpec = ctx.spec
-    datasets.disable_progress_bars()
-    set_seed(spec.seed)
-    placement = resolve(spec.resources)
-    start_reporting(ctx)
+    placement = begin_training(ctx)
     prompts = read_prompts(ctx)
     policy, changed = load_the_policy(ctx, placement, prompts)
     train_set = prompt_dataset(ctx, policy, prompts)
@@ -57,7 +58,7 @@ def run(ctx: JobContext) -> dict:
     if spec.method.name == "full" and spec.beta > 0 and changed:
         # TRL loads the frozen reference of full training from the policy's folder, which must then
         # hold the start model (the SFT adapter merged in), not the base model alone.
-        save_start_model(policy.model, policy.tokenizer, ctx.run.path / "reference")
+        save_start_model(ctx, policy.model, policy.tokenizer)
 
     trainer, events = build_trainer(ctx, placement, policy, train_set, reward, prompts, evaluator)
     train(ctx, trainer)
@@ -79,12 +80,11 @@ def read_prompts(ctx: JobContext) -> list[Prompt]:
 
 def load_the_policy(ctx: JobContext, placement: Placement, prompts: list[Prompt]) -> tuple[Policy, bool]:
     spec = ctx.spec
-    choice = resolve_policy(spec.model, ctx.run.path.parent.parent)
+    choice = resolve_choice(spec.model, ctx.run.path.parent.parent, "model")
     ctx.events.progress("model", 0, None, "model")
     ctx.events.log("info", f"GRPO of {choice.description} ({spec.group_size} answers per prompt, reward from "
-                           f"{spec.reward.source}, β {spec.beta}, {spec.method.name}) on {placement.device} in "
-                           f"{placement.precision}.")
-    model, tokenizer, changed = load_policy(choice, placement.device, dtype_of(placement), ctx.events.log)
+                           f"{spec.reward.source}, β {spec.beta}, {spec.method.name}).")
+    model, tokenizer, changed = load_policy(choice, placement.device, placement.dtype, ctx.events.log)
     several = next((p.where for p in prompts if len([m for m in p.messages if m["role"] != "system"]) > 1), None)
     template = prompt_template(tokenizer, spec.chat_template, several, "chat_template", choice.label, ctx.events.log)
     stops = stop_ids(model, tokenizer, template)
@@ -99,13 +99,11 @@ def prompt_dataset(ctx: JobContext, policy: Policy, prompts: list[Prompt]) -> da
     spec = ctx.spec
     texts = [prompt_text(p, policy.tokenizer, policy.template) for p in prompts]
     lengths = [len(text_ids(t, policy.tokenizer)) for t in texts]
-    positions = getattr(policy.model.config, "max_position_embeddings", None)
     longest = max(range(len(prompts)), key=lambda i: lengths[i])
-    if positions and lengths[longest] + spec.sampling.max_new_tokens > positions:
-        raise DataError(f"{prompts[longest].where} (prompt {prompts[longest].id}) is {lengths[longest]:,} tokens; with "
-                        f"sampling.max_new_tokens ({spec.sampling.max_new_tokens:,}) that is more than the "
-                        f"{positions:,} positions the policy has.",
-                        "Lower sampling.max_new_tokens, or shorten or leave out that prompt.")
+    check_positions(policy.model.config, lengths[longest] + spec.sampling.max_new_tokens,
+                    f"{prompts[longest].where} (prompt {prompts[longest].id}) with sampling.max_new_tokens "
+                    f"({spec.sampling.max_new_tokens:,})", "the policy",
+                    "Lower sampling.max_new_tokens, or shorten or leave out that prompt.")
     rows = [{"prompt": text, PROMPT_INDEX: i, QUESTION: p.meta.get("input", "")}
             for i, (text, p) in enumerate(zip(texts, prompts))]
     return datasets.Dataset.from_list(rows)
@@ -115,12 +113,12 @@ def reward_function(ctx: JobContext, placement: Placement, policy: Policy, promp
     spec = ctx.spec
     if spec.reward.source == "checker":
         return checker_reward(spec.prompts.task)
-    folder = resolve_reward_model(spec.reward.reward_model, ctx.run.path.parent.parent)
+    folder = locate_model(spec.reward.reward_model, ctx.run.path.parent.parent, FIELD, "reward").path
     ctx.events.log("info", f"Reward model: {folder}.")
     model, tokenizer, template = load_reward_model(folder, policy.tokenizer, policy.choice.label, policy.template,
-                                                   placement.device, dtype_of(placement),
+                                                   placement.device, placement.dtype,
                                                    spec.model.trust_remote_code)
-    positions = getattr(model.config, "max_position_embeddings", None) or 1 << 30
+    positions = model_positions(model.config) or 1 << 30
     return RewardModelScorer(model, tokenizer, template, prompts, positions)
 
 
@@ -149,9 +147,12 @@ class RewardSamplesCallback(TrainerCallback):
 def build_trainer(ctx: JobContext, placement: Placement, policy: Policy, train_set, reward: RewardRecorder,
                   prompts: list[Prompt], evaluator: TaskEvaluator | None) -> tuple[GRPOTrainer, PolicyEventsCallback]:
     spec, train, sampling = ctx.spec, ctx.spec.train, ctx.spec.sampling
-    args = GRPOConfig(
+    args = GRPOConfig(**training_arguments(
+        ctx, placement, has_eval=False, trust_remote_code=spec.model.trust_remote_code,
         num_generations=spec.group_size,
-        per_device_train_batch_size=train.batch_size * spec.group_size,  # TRL counts answers, the spec prompts
+        # TRL counts answers, the spec prompts
+        per_device_train_batch_size=train.batch_size * spec.group_size,
+        per_device_eval_batch_size=train.batch_size * spec.group_size,
         beta=spec.beta,
         temperature=sampling.temperature,
         top_p=sampling.top_p,
@@ -159,8 +160,7 @@ def build_trainer(ctx: JobContext, placement: Placement, policy: Policy, train_s
         repetition_penalty=sampling.repetition_penalty,
         max_completion_length=sampling.max_new_tokens,
         disable_dropout=True,  # the old and new log-probabilities of an answer must come from the same function
-        **trainer_config(ctx, placement, has_eval=False),
-    )
+    ))
     parameters = sum(p.numel() for p in policy.model.parameters())
     answers_per_step = train.batch_size * spec.group_size * train.gradient_accumulation
     events = PolicyEventsCallback(ctx, GRPO_METRICS, answers_per_step, parameters)

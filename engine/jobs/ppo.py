@@ -11,36 +11,30 @@ sampled exact-answer accuracy, and the reward of its sampled answers.
 
 from __future__ import annotations
 
-import json
 import random
-import time
 
-import torch
 
-from engine.devices import Placement, resolve
-from engine.errors import DataError
+from engine.devices import Placement
 from engine.generate.prompts import Prompt, load_prompts, prompt_token_ids
-from engine.generate_specs import PromptSource
-from engine.ppo_specs import PPOSpec
+from engine.models import check_positions
 from engine.rlhf.policy_model import save_policy as save_trained_policy
 from engine.rlhf.ppo_models import PPOModels, load_models, locate
 from engine.rlhf.ppo_rollout import Rollout, answer, rollout, row_seed, scores
 from engine.rlhf.ppo_update import IterationStats, PPOUpdater
-from engine.rundir import atomic_write_text
 from engine.runner import Cancelled, JobContext
-from engine.specs import spec_to_yaml
+from engine.specs.generate import PromptSource
+from engine.specs.ppo import PPOSpec
 from engine.tasks.generators import check
-from engine.training.reporting import mirror_metrics, start_reporting
+from engine.progress import ProgressMeter
+from engine.training.loop import begin_training
+from engine.training.reporting import mirror_metrics
 
 SAMPLES = 3  # answers shown as sample events at each sample_every
 
 
 def run(ctx: JobContext) -> dict:
     spec: PPOSpec = ctx.spec
-    random.seed(spec.seed)
-    torch.manual_seed(spec.seed)  # what loading initialises at random (a new value head) is the same each run
-    placement = resolve(spec.resources)
-    start_reporting(ctx)
+    placement = begin_training(ctx)  # seeds: what loading initialises at random (a new value head) is the same each run
     mirror_metrics(ctx)  # our own loop: its metric events go to the trackers of train.report_to
     prompts = read_prompts(ctx)
     held_out = read_held_out_prompts(ctx)
@@ -52,7 +46,8 @@ def run(ctx: JobContext) -> dict:
 
     if record["iteration"] == 0 and held_out:
         record["eval_before"] = evaluate(ctx, models, held_out, held_out_encoded, 0)
-    clock = Clock(record["iteration"], spec.train.iterations)
+    progress = ProgressMeter(ctx, "train", spec.train.iterations, "iterations")
+    progress.update(record["iteration"])
     for iteration in range(record["iteration"] + 1, spec.train.iterations + 1):
         if ctx.cancel_requested.is_set():
             if iteration > 1:
@@ -64,7 +59,7 @@ def run(ctx: JobContext) -> dict:
                          spec.ppo.missing_eos_penalty)
         stats = updater.step(rolled, iteration)
         report_iteration(ctx, iteration, rolled, stats, record)
-        clock.tick(ctx, iteration)
+        progress.update(iteration)
         if held_out and iteration % spec.train.eval_every == 0:
             record["eval_after"] = evaluate(ctx, models, held_out, held_out_encoded, iteration)
         if iteration % spec.train.checkpoint_every == 0 and iteration < spec.train.iterations:
@@ -109,8 +104,7 @@ def load_all_models(ctx: JobContext, placement: Placement, prompts: list[Prompt]
                                   "distribution they change, but PPO's log-probabilities are those of the model's own "
                                   "(at the temperature), so the update is off-policy. Set top_k: 0, top_p: 1 and "
                                   "repetition_penalty: 1 unless you need them.")
-    dtype = torch.bfloat16 if placement.bf16 else torch.float16 if placement.fp16 else torch.float32
-    models = load_models(spec, located, placement.device, dtype, ctx.events.log)
+    models = load_models(spec, located, placement.device, placement.dtype, ctx.events.log)
     trainable = sum(p.numel() for p in models.trainable_parameters())
     ctx.events.log("info", f"{trainable:,} trainable parameters (policy and value model); prompts laid out with "
                            f"{'the prompt text as is' if models.template is None else 'the chat template'}, answers "
@@ -121,13 +115,11 @@ def load_all_models(ctx: JobContext, placement: Placement, prompts: list[Prompt]
 def encode(ctx: JobContext, models: PPOModels, prompts: list[Prompt]) -> list[list[int]]:
     """Each prompt's token ids, checked against the policy's context length."""
     encoded = [prompt_token_ids(prompt, models.tokenizer, models.template) for prompt in prompts]
-    positions = getattr(models.policy.config, "max_position_embeddings", None)
     answer_tokens = max(ctx.spec.sampling.max_new_tokens, ctx.spec.evaluation.max_new_tokens)
     for prompt, ids in zip(prompts, encoded):
-        if positions and len(ids) + answer_tokens > positions:
-            raise DataError(f"{prompt.where} (prompt {prompt.id}) is {len(ids):,} tokens; with answers of "
-                            f"{answer_tokens:,} that is more than the {positions:,} positions the policy has.",
-                            "Lower sampling.max_new_tokens (and evaluation.max_new_tokens), or leave out that prompt.")
+        check_positions(models.policy.config, len(ids) + answer_tokens,
+                        f"{prompt.where} (prompt {prompt.id}) with answers of {answer_tokens:,} tokens", "the policy",
+                        "Lower sampling.max_new_tokens (and evaluation.max_new_tokens), or leave out that prompt.")
     return encoded
 
 
@@ -200,18 +192,6 @@ def evaluate(ctx: JobContext, models: PPOModels, prompts: list[Prompt], encoded:
     return values
 
 
-class Clock:
-    """`progress` events with an ETA from the mean time of this attempt's iterations."""
-
-    def __init__(self, start: int, total: int):
-        self.start, self.total, self.began = start, total, time.monotonic()
-
-    def tick(self, ctx: JobContext, iteration: int) -> None:
-        per_iteration = (time.monotonic() - self.began) / (iteration - self.start)
-        ctx.events.progress("train", iteration, self.total, "iterations", per_iteration * (self.total - iteration))
-        ctx.update_status(iteration)
-
-
 def save_checkpoint(ctx: JobContext, updater: PPOUpdater, iteration: int, record: dict) -> None:
     path = updater.save(ctx.run.checkpoints_dir, iteration, {k: v for k, v in record.items() if k != "iteration"},
                         ctx.spec.train.keep_checkpoints)
@@ -223,51 +203,13 @@ def save_policy(ctx: JobContext, models: PPOModels, record: dict) -> dict:
     with AutoModelForCausalLM; and the summary, also in output/metrics.json."""
     spec = ctx.spec
     rewards, kls = record["rewards"], record["kls"]
-    target = ctx.run.output_dir / "policy"
-    summary = {"iterations": spec.train.iterations, "policy": str(target),
+    summary = {"iterations": spec.train.iterations, "policy": str(ctx.run.output_dir / "policy"),
                "reward_mean_before": round(rewards[0], 4) if rewards else None,
                "reward_mean_after": round(rewards[-1], 4) if rewards else None,
                "kl_final": round(kls[-1], 4) if kls else None}
     for when in ("before", "after"):
         for name, value in record.get(f"eval_{when}", {}).items():
             summary[f"eval_{name}_{when}"] = round(value, 4)
-    merged = save_trained_policy(models.policy, models.tokenizer, models.template, target, model_card(spec, summary))
-    ctx.events.artifact("model", str(target), {"method": spec.method.name, "merged": merged})
-    atomic_write_text(ctx.run.output_dir / "metrics.json", json.dumps(summary, indent=1))
+    save_trained_policy(ctx, models.policy, models.tokenizer, models.template, summary,
+                        f" against the reward model `{spec.reward_model}`")
     return summary
-
-
-def model_card(spec: PPOSpec, summary: dict) -> str:
-    rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in summary.items())
-    start = spec.policy.path + (f" + adapter {spec.policy.adapter}" if spec.policy.adapter else "")
-    return f"""---
-library_name: transformers
-base_model: {spec.policy.path}
-tags: [atelier, ppo, rlhf]
----
-
-# {spec.name}
-
-`{start}` trained with PPO in Atelier against the reward model `{spec.reward_model}` (method
-{spec.method.name}; a LoRA adapter is merged into this folder).
-
-## Results
-
-| metric | value |
-|---|---|
-{rows}
-
-## Use
-
-```python
-from transformers import AutoModelForCausalLM, AutoTokenizer
-model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")
-tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
-```
-
-## Spec
-
-```yaml
-{spec_to_yaml(spec).rstrip()}
-```
-"""

@@ -9,35 +9,32 @@ from __future__ import annotations
 
 import logging
 
-import datasets
 import torch
-from transformers import (DataCollatorForLanguageModeling, PreTrainedTokenizerBase, Trainer, TrainingArguments,
-                          set_seed)
+from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase, Trainer, TrainingArguments
 
 from engine.data.packing import pack_for_causal_lm, pack_for_masked_lm
 from engine.data.sources import load_documents
 from engine.data.tokenizer_training import load_tokenizer, train_tokenizer
+from engine.devices import Placement, check_fits
 from engine.errors import DataError
-from engine.devices import Placement, check_fits, resolve
 from engine.rundir import atomic_directory
-from engine.runner import Cancelled, JobContext
+from engine.runner import JobContext
 from engine.sizing import training_memory
-from engine.specs import PretrainSpec, spec_to_yaml
+from engine.specs.pretrain import PretrainSpec
+from engine.training.arguments import training_arguments
 from engine.training.events_callback import EventsCallback
-from engine.training.results import final_eval_loss, last_train_loss
+from engine.training.loop import begin_training, train
+from engine.training.model_card import model_card, usage
+from engine.training.outputs import save_model_folder, whole_weights
 from engine.training.models import build_model
-from engine.training.reporting import start_reporting, trainer_reporting
+from engine.training.results import final_eval_loss, last_train_loss
 
 log = logging.getLogger(__name__)
 
 
 def run(ctx: JobContext) -> dict:
     spec: PretrainSpec = ctx.spec
-    datasets.disable_progress_bars()  # progress reaches the user as events; bars would only fill engine.log
-    set_seed(spec.seed)
-    placement = resolve(spec.resources)
-    start_reporting(ctx)
-    ctx.events.log("info", f"Training on {placement.device} in {placement.precision}.")
+    placement = begin_training(ctx)
 
     documents = load_corpus(ctx)
     ctx.check_cancelled()
@@ -55,9 +52,7 @@ def run(ctx: JobContext) -> dict:
                            f"{len(train_blocks)} training blocks of {spec.model.context_length} tokens.")
 
     trainer = build_trainer(ctx, placement, model, tokenizer, train_blocks, eval_blocks, parameters)
-    trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
-    if ctx.cancel_requested.is_set() and trainer.state.global_step < spec.train.max_steps:
-        raise Cancelled()  # stopped early; a cancel that lands after the last step changes nothing
+    train(ctx, trainer)
 
     final = {"step": trainer.state.global_step, "parameters": parameters, "train_loss": last_train_loss(trainer)}
     if eval_blocks is not None:
@@ -131,35 +126,8 @@ class CausalCollator:
 def build_trainer(ctx: JobContext, placement: Placement, model, tokenizer, train_blocks, eval_blocks,
                   parameters: int) -> Trainer:
     spec, train = ctx.spec, ctx.spec.train
-    args = TrainingArguments(
-        output_dir=str(ctx.run.checkpoints_dir),
-        max_steps=train.max_steps,
-        per_device_train_batch_size=train.batch_size,
-        per_device_eval_batch_size=train.batch_size,
-        gradient_accumulation_steps=train.gradient_accumulation,
-        learning_rate=train.learning_rate,
-        lr_scheduler_type=train.schedule if train.schedule != "constant" else "constant_with_warmup",
-        warmup_steps=train.warmup_steps,
-        weight_decay=train.weight_decay,
-        max_grad_norm=train.max_grad_norm or None,
-        activation_checkpointing=train.gradient_checkpointing,
-        bf16=placement.bf16,
-        fp16=placement.fp16,
-        use_cpu=placement.device == "cpu",
-        logging_strategy="steps",
-        logging_steps=train.log_every,
-        eval_strategy="steps" if eval_blocks is not None else "no",
-        eval_steps=train.eval_every,
-        save_strategy="steps",
-        save_steps=train.checkpoint_every,
-        save_total_limit=train.keep_checkpoints,
-        dataloader_num_workers=train.dataloader_workers,
-        seed=spec.seed,
-        data_seed=spec.seed,
-        **trainer_reporting(ctx),
-        disable_tqdm=True,
-        remove_unused_columns=False,
-    )
+    args = TrainingArguments(**training_arguments(ctx, placement, has_eval=eval_blocks is not None,
+                                                  remove_unused_columns=False))
     if spec.model.resolved_objective == "mlm":
         collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=spec.model.mlm_probability)
         sample = None
@@ -200,49 +168,14 @@ def _sampler(tokenizer, prompts: list[str], max_new_tokens: int):
 
 
 def save_final_model(ctx: JobContext, trainer: Trainer, tokenizer, final: dict) -> str:
-    """save_pretrained folder (safetensors) + tokenizer + model card, written atomically."""
-    target = ctx.run.output_dir / "model"
-    if not ctx.primary:  # one process writes (under torchrun the others would replace it with a weightless copy)
-        return str(target)
-    with atomic_directory(target) as tmp:
-        trainer.model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "README.md").write_text(model_card(ctx.spec, final), encoding="utf-8")
-    ctx.events.artifact("model", str(target), {k: v for k, v in final.items() if k != "model"})
+    """output/model: a save_pretrained folder (safetensors) with the tokenizer and a model card."""
+    spec = ctx.spec
+    masked = spec.model.resolved_objective == "mlm"
+    card = model_card(spec, final, tags=["pretraining", spec.model.architecture],
+                      description=f"A {spec.model.architecture} language model pretrained from scratch with Atelier "
+                                  f"(objective: {spec.model.resolved_objective}).",
+                      use=usage("AutoModelForMaskedLM" if masked else "AutoModelForCausalLM"))
+    with whole_weights(trainer) as state_dict:
+        target = save_model_folder(ctx, "model", trainer.model, tokenizer, card, meta=dict(final),
+                                   state_dict=state_dict)
     return str(target)
-
-
-def model_card(spec: PretrainSpec, final: dict) -> str:
-    metrics = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
-                        for k, v in final.items() if k != "model")
-    auto_class = "AutoModelForMaskedLM" if spec.model.resolved_objective == "mlm" else "AutoModelForCausalLM"
-    return f"""---
-library_name: transformers
-tags: [atelier, pretraining, {spec.model.architecture}]
----
-
-# {spec.name}
-
-A {spec.model.architecture} language model pretrained from scratch with Atelier
-(objective: {spec.model.resolved_objective}).
-
-## Final metrics
-
-| metric | value |
-|---|---|
-{metrics}
-
-## Use
-
-```python
-from transformers import {auto_class}, AutoTokenizer
-model = {auto_class}.from_pretrained("path/to/this/folder")
-tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
-```
-
-## Training spec
-
-```yaml
-{spec_to_yaml(spec).rstrip()}
-```
-"""

@@ -9,26 +9,22 @@ margin are measured before training, every `train.eval_every` steps, and at the 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 
-import torch
 
-from engine.devices import resolve
-from engine.distributed_config import describe
 from engine.errors import DataError
-from engine.launch import inside_launcher
+from engine.finetune.model import check_max_length, model_config
+from engine.models import choice_tokenizer, resolve_choice
 from engine.rlhf.preferences import LoadedPairs, load_pairs
 from engine.rlhf.reward_data import reward_template, tokenize_pairs
-from engine.rlhf.reward_model import (
-    check_memory, load_score_model, load_tokenizer, lora_config, resolve_policy_model, standalone,
-)
+from engine.rlhf.reward_model import check_memory, load_score_model, lora_config, standalone
 from engine.rlhf.reward_scoring import PairScorer
-from engine.rundir import atomic_directory, atomic_write_text
-from engine.runner import Cancelled, JobContext
-from engine.specs import RewardSpec, spec_to_yaml
-from engine.training.reporting import start_reporting
+from engine.runner import JobContext
+from engine.specs.reward import RewardSpec
+from engine.training.batches import decide_packing
+from engine.training.loop import begin_training, train
+from engine.training.model_card import model_card, usage
+from engine.training.outputs import save_model_folder, whole_weights, write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -37,32 +33,24 @@ NOTES_SHOWN = 5  # notes of left-out records logged one by one; the rest are cou
 
 def run(ctx: JobContext) -> dict:
     spec: RewardSpec = ctx.spec
-    placement = resolve(spec.resources)
-    start_reporting(ctx)
+    placement = begin_training(ctx)  # seeds before the model: the score head starts random
     workspace = ctx.run.path.parent.parent
-    if inside_launcher():
-        backend = "gloo" if placement.device == "cpu" else "nccl"
-        ctx.events.log("info", f"{os.environ.get('WORLD_SIZE', '?')} processes in one {spec.resources.strategy} group "
-                               f"over {backend}; rank 0 reports. {describe(spec.resources)}")
 
     pairs = load_preferences(ctx, workspace)
-    choice = resolve_policy_model(spec.model, workspace)
-    ctx.events.log("info", f"Reward model from {choice.description} with {spec.method.name} on {placement.device} "
-                           f"in {placement.precision}.")
-    # transformers, TRL and PEFT take seconds to import: only now, so that bad input is reported at once.
-    from transformers import set_seed
-
+    choice = resolve_choice(spec.model, workspace, "model")
+    ctx.events.log("info", f"Reward model from {choice.description} with {spec.method.name}.")
+    check_max_length(model_config(choice.base, choice.trust_remote_code), spec.data.max_length,
+                     f"the model {choice.label}")
+    # TRL and PEFT take seconds to import: only now, so that bad input is reported at once.
     from engine.rlhf.reward_training import build_trainer
-    set_seed(spec.seed)  # before the model: the score head starts random
-    tokenizer = load_tokenizer(choice)
+    tokenizer = choice_tokenizer(choice)
     template, added = reward_template(tokenizer, spec.data.chat_template, pairs.train + pairs.held_out)
     train_rows, held_out, dropped = prepare_pairs(ctx, tokenizer, template, pairs)
     ctx.check_cancelled()
 
     check_memory(spec, choice, placement)
     ctx.events.progress("model", 0, None, "model")
-    dtype = torch.bfloat16 if placement.bf16 else torch.float16 if placement.fp16 else torch.float32
-    model = load_score_model(choice, dtype, ctx.run.path, ctx.events.log)
+    model = load_score_model(choice, placement.dtype, ctx.run.path, ctx.events.log)
     new_tokens = list(range(len(tokenizer) - added, len(tokenizer)))  # added tokens take the last ids
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
@@ -76,10 +64,11 @@ def run(ctx: JobContext) -> dict:
     parameters = sum(p.numel() for p in model.parameters())
     ctx.events.log("info", f"{trainable:,} trainable parameters of {parameters:,} ({trainable / parameters:.2%}).")
 
-    trainer = build_trainer(ctx, placement, model, tokenizer, train_rows, scorer, parameters)
-    trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
-    if ctx.cancel_requested.is_set() and trainer.state.global_step < spec.train.max_steps:
-        raise Cancelled()
+    packed = decide_packing(ctx, model.config, spec.method.name)
+    ctx.events.log("info", "Batches: packed, padding-free (each score read at its conversation's last token)."
+                   if packed else "Batches: padded.")
+    trainer = build_trainer(ctx, placement, model, tokenizer, train_rows, scorer, parameters, packed=packed)
+    train(ctx, trainer)
 
     step = trainer.state.global_step
     after = scorer.measure(trainer.model)
@@ -91,8 +80,7 @@ def run(ctx: JobContext) -> dict:
     if "loss" in after:
         final["eval_loss"] = after["loss"]
     final.update({f"{k}_before": v for k, v in before.items() if k != "loss"})
-    if trainer.is_world_process_zero():
-        final.update(save_outputs(ctx, trainer.model, tokenizer, choice.description, final))
+    final.update(save_outputs(ctx, trainer, tokenizer, choice.description, final))
     return final
 
 
@@ -157,54 +145,23 @@ def attach_method(spec: RewardSpec, model, new_tokens: list[int]):
     return model, sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def save_outputs(ctx: JobContext, model, tokenizer, source: str, final: dict) -> dict:
+def save_outputs(ctx: JobContext, trainer, tokenizer, source: str, final: dict) -> dict:
     """output/reward_model: weights (LoRA merged in), tokenizer with the chat template it was trained
     with, and a model card; output/metrics.json."""
-    target = ctx.run.output_dir / "reward_model"
-    merged = standalone(model)
-    with atomic_directory(target) as tmp:
-        merged.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "README.md").write_text(model_card(ctx.spec, source, final), encoding="utf-8")
-    ctx.events.artifact("model", str(target), {"method": ctx.spec.method.name, "reward_model": True})
-    atomic_write_text(ctx.run.output_dir / "metrics.json", json.dumps(final, indent=1))
+    spec = ctx.spec
+    card = model_card(spec, final, tags=["reward-model", spec.method.name], base_model=spec.model.path,
+                      description=f"A reward model (one score per conversation) trained from `{source}` with Atelier "
+                                  f"({spec.method.name}, Bradley–Terry loss) on {', '.join(spec.data.sources)}.",
+                      use=REWARD_USE)
+    with whole_weights(trainer) as state_dict:
+        target = save_model_folder(ctx, "reward_model", standalone(trainer.model), tokenizer, card,
+                                   meta={"method": spec.method.name, "reward_model": True}, state_dict=state_dict)
+    write_metrics(ctx, final)
     return {"reward_model": str(target)}
 
 
-def model_card(spec: RewardSpec, source: str, final: dict) -> str:
-    metrics = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in final.items())
-    return f"""---
-library_name: transformers
-base_model: {spec.model.path}
-tags: [atelier, reward-model, {spec.method.name}]
----
-
-# {spec.name}
-
-A reward model (one score per conversation) trained from `{source}` with Atelier ({spec.method.name}, Bradley–Terry
-loss) on {", ".join(spec.data.sources)}.
-
-## Final metrics
-
-| metric | value |
-|---|---|
-{metrics}
-
-## Use
-
-```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-model = AutoModelForSequenceClassification.from_pretrained("path/to/this/folder")
-tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
+REWARD_USE = usage("AutoModelForSequenceClassification") + """
 # The conversation (prompt and the answer to score) laid out with the chat template saved here; the
 # tokenizer puts bos first when it was trained with one.
 text = tokenizer.apply_chat_template(messages, tokenize=False)
-score = model(**tokenizer(text, return_tensors="pt")).logits[0, 0].item()
-```
-
-## Training spec
-
-```yaml
-{spec_to_yaml(spec).rstrip()}
-```
-"""
+score = model(**tokenizer(text, return_tensors="pt")).logits[0, 0].item()"""

@@ -19,7 +19,7 @@ from engine.data.tokenizer_training import PipelineOptions, load_tokenizer, trai
 from engine.errors import TokenizerError
 from engine.rundir import atomic_directory, atomic_write_text
 from engine.runner import JobContext
-from engine.specs import TokenizerJobSpec
+from engine.specs.tokenizer import TokenizerJobSpec
 
 TEST_CONVERSATION = [{"role": "user", "content": "What is two plus two?"},
                      {"role": "assistant", "content": "Four."}]

@@ -13,12 +13,12 @@ Imported by the GUI: the standard library only.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from engine.data.reader import iter_records
 from engine.errors import DataError
 from engine.labeling.records import Problem
 from engine.labeling.store import Candidate, LabelStore, Queue
@@ -76,35 +76,42 @@ def candidates_path(source: str | Path, workspace: Path | None = None) -> Path:
 
 
 def import_batch(store: LabelStore, queue: Queue | str, source: str | Path, *,
-                 workspace: Path | None = None) -> BatchReport:
-    """Import a generate run's candidates (run id, run folder or candidates.jsonl) into `queue`.
+                 workspace: Path | None = None, create_mode: str | None = None) -> BatchReport:
+    """Import a generate run's candidates (run id, run folder or candidates.jsonl) into `queue` (made,
+    in `create_mode`, with the first items when there is none by that name and a mode is given).
 
     Nothing is dropped unreported: unreadable lines, prompts with fewer than two different answers
     and items already in the queue come back with their line numbers.
     """
-    q = store.queue(queue) if not isinstance(queue, Queue) else queue
+    q = store.queue_for_import(queue, create_mode)
     path = candidates_path(source, workspace)
     run_id = path.parent.parent.name if path.parent.name == "output" else None
     report = BatchReport(path=path, queue=q.name, mode=q.mode, prompts=0, added=0)
     items: list[dict] = []
     wheres: list[str] = []
-    for number, line in _lines(path):
+
+    def unreadable(where: str, problem: str, hint: str) -> None:
         report.prompts += 1
-        where = f"{path.name}, line {number}"
+        report.malformed.append(Problem(where, problem))
+
+    for record in iter_records(path, source=path.name, on_problem=unreadable):
+        report.prompts += 1
+        where, number = record.where, record.number
         try:
-            prompt, candidates, meta = _parse_line(line)
+            prompt, candidates, meta = _parse_record(record.value)
         except ValueError as e:
             report.malformed.append(Problem(where, str(e)))
             continue
         distinct, collapsed = _collapse(candidates)
         report.collapsed += collapsed
-        if len(distinct) < 2:
+        if len(distinct) < 2 and q.mode != "single":
             report.skipped.append(Problem(where, f"only {len(distinct)} different answer"
                                                  f"{'s' if len(distinct) != 1 else ''} ({len(candidates)} candidates): "
                                                  "nothing to compare"))
             continue
         meta["batch"] = {"file": str(path), "line": number, **({"run": run_id} if run_id else {})}
-        groups = [distinct] if q.mode == "rank" else [list(p) for p in combinations(distinct, 2)]
+        groups = ([distinct] if q.mode == "rank" else [[c] for c in distinct] if q.mode == "single"
+                  else [list(p) for p in combinations(distinct, 2)])
         for group in groups:
             items.append({"prompt": prompt, "candidates": [c.to_json() for c in group], "meta": meta})
             wheres.append(where)
@@ -116,21 +123,7 @@ def import_batch(store: LabelStore, queue: Queue | str, source: str | Path, *,
     return report
 
 
-def _lines(path: Path):
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    yield number, line
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 text (byte {e.start}).", "Regenerate it, or save it as UTF-8.") from None
-
-
-def _parse_line(line: str) -> tuple[str, list[Candidate], dict]:
-    try:
-        raw: Any = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not valid JSON ({e.msg} at column {e.colno})") from None
+def _parse_record(raw: Any) -> tuple[str, list[Candidate], dict]:
     if not isinstance(raw, dict):
         raise ValueError("expected a JSON object with prompt and candidates")
     prompt = raw.get("prompt")
@@ -140,15 +133,15 @@ def _parse_line(line: str) -> tuple[str, list[Candidate], dict]:
     if not isinstance(raw_candidates, list):
         raise ValueError("candidates must be a list of {\"text\", \"model\", \"seed\", \"meta\"}")
     candidates = []
-    for i, c in enumerate(raw_candidates):
+    for i, c in enumerate(raw_candidates, start=1):
         if isinstance(c, str):
             c = {"text": c}
         if not isinstance(c, dict) or not isinstance(c.get("text"), str):
-            raise ValueError(f"candidates[{i}] has no text")
+            raise ValueError(f"candidate {i} has no text")
         if c.get("seed") is not None and not isinstance(c["seed"], int):
-            raise ValueError(f"candidates[{i}].seed is not a whole number")
+            raise ValueError(f"the seed of candidate {i} is not a whole number")
         if not isinstance(c.get("meta") or {}, dict):
-            raise ValueError(f"candidates[{i}].meta is not an object")
+            raise ValueError(f"the meta of candidate {i} is not an object")
         candidates.append(Candidate.from_json(c))
     meta = raw.get("meta") or {}
     if not isinstance(meta, dict):

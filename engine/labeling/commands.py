@@ -1,4 +1,4 @@
-"""`studio-engine labels …`: queues, import, export and agreement from the command line.
+"""`studio-engine labels …`: queues, import, export, agreement and arena ratings from the command line.
 
 Every subcommand reads `--store` (default `<workspace>/store.db`, the studio's store) and prints a
 readable summary, or one JSON object with `--json`. Bad input exits 2 with a sentence on stderr.
@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.errors import UserError, disk_full_error
 from engine.labeling.agreement import agreement_of, conflicts, position_bias, readable_preference
+from engine.labeling.ratings import Ratings, arena
 from engine.labeling.batch import import_batch
 from engine.labeling.formats import POLICIES, POLICY_HELP, export_preferences, import_preferences
 from engine.labeling.records import EXPORT_FORMATS, IMPORT_FORMATS, Problem
 from engine.labeling.store import MODES, LabelStore, LabelStoreError, Queue
+from engine.labeling.unpaired import UNPAIRED_FORMATS
 
 EXIT_INVALID = 2
 SHOWN_PROBLEMS = 20  # per kind in the readable output; --json lists them all
@@ -45,7 +46,7 @@ def add_labels_command(sub) -> None:
     add("queues", cmd_queues, "List the labeling queues with their progress.")
     p = add("create", cmd_create, "Create a labeling queue.")
     p.add_argument("name")
-    p.add_argument("--mode", choices=MODES, default="pair", help="pair: pick the better of two; rank: order several")
+    p.add_argument("--mode", choices=MODES, default="pair", help="pair: pick the better of two; rank: order several; single: judge each answer good or bad (for KTO)")
     p.add_argument("--guidelines", type=Path, help="a text or Markdown file shown to annotators")
     p.add_argument("--overlap", type=float, default=0.0,
                    help="share of items labeled by several annotators, for agreement (e.g. 0.2)")
@@ -54,13 +55,15 @@ def add_labels_command(sub) -> None:
             "Import a generate run's candidates (run id, run folder or candidates.jsonl) into a queue.")
     p.add_argument("source", metavar="RUN_OR_FILE")
     _queue_args(p, create=True)
-    p = add("import", cmd_import, "Import a preference file (TRL, TRL conversational, HH-RLHF, LLaMA-Factory).")
+    p = add("import", cmd_import, "Import a preference file: pairs (TRL, TRL conversational, HH-RLHF, LLaMA-Factory) "
+                                  "into a pair queue, or answers judged good or bad one at a time (TRL unpaired, "
+                                  "LLaMA-Factory kto_tag) into a single-answer queue.")
     p.add_argument("file", type=Path)
-    _queue_args(p, create=True)
-    p.add_argument("--format", choices=("auto", *IMPORT_FORMATS), default="auto",
+    _queue_args(p, create=True, mode_by_file=True)
+    p.add_argument("--format", choices=("auto", *IMPORT_FORMATS, *UNPAIRED_FORMATS), default="auto",
                    help="the file's format (default: told from its records)")
     p.add_argument("--unlabeled", action="store_true",
-                   help="import the pairs without the file's preferences, for annotators to label")
+                   help="import the items without the file's preferences or verdicts, for annotators to label")
     p = add("auto-label", cmd_auto_label,
             "Label a queue's items with the task checker's verdicts (candidates from builtin:tasks prompts): "
             "the correct answer beats a wrong one. Marked as checker labels, not human ones.")
@@ -78,13 +81,30 @@ def add_labels_command(sub) -> None:
     _queue_args(p, create=False)
     p = add("conflicts", cmd_conflicts, "The items of a queue whose annotators disagree.")
     _queue_args(p, create=False)
+    p = add("ratings", cmd_ratings,
+            "Arena ratings of the models whose answers a queue compares: Bradley–Terry or Elo, with bootstrap "
+            "confidence intervals, overall and per annotator, and the annotators' agreement.")
+    _queue_args(p, create=False)
+    p.add_argument("--method", choices=("bt", "elo"), default="bt",
+                   help="bt: Bradley–Terry maximum likelihood on the Elo scale (the default; order does not "
+                        "matter); elo: online Elo in the order the votes were given")
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples for the confidence intervals (0: none)")
+    p.add_argument("--confidence", type=float, default=0.95, help="the intervals' coverage (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the resampling (default 0)")
+    p.add_argument("--kind", action="append", choices=("human", "checker", "import"), dest="kinds",
+                   help="count only labels of this kind (repeat for several; default: all)")
 
 
-def _queue_args(p: argparse.ArgumentParser, create: bool) -> None:
+def _queue_args(p: argparse.ArgumentParser, create: bool, mode_by_file: bool = False) -> None:
     p.add_argument("--queue", required=True, help="the queue's name")
     if create:
         p.add_argument("--create", action="store_true", help="create the queue if there is none by that name")
-        p.add_argument("--mode", choices=MODES, default="pair", help="the mode of a queue made by --create")
+        if mode_by_file:
+            p.add_argument("--mode", choices=MODES, default=None,
+                           help="the mode of a queue made by --create (default: by the file, single for judged "
+                                "answers, pair for pairs)")
+        else:
+            p.add_argument("--mode", choices=MODES, default="pair", help="the mode of a queue made by --create")
 
 
 # -- plumbing ------------------------------------------------------------------------------------
@@ -100,7 +120,16 @@ def _guarded(func, args) -> int:
     except LabelStoreError as e:
         return _fail(str(e))
     except UserError as e:
-        return _fail(f"{e.message}\nWhat to do: {e.hint}" if e.hint else e.message)
+        return _fail(e.for_terminal())
+    except (OSError, sqlite3.Error) as e:
+        full = disk_full_error(e, str(_store_path(args)))
+        if full is not None:
+            return _fail(full.for_terminal(), 1)
+        if isinstance(e, sqlite3.DatabaseError):
+            return _fail(f"the label store {_store_path(args)} cannot be used: {e}.\nWhat to do: check that it is "
+                         "the studio's store.db (--store) and that its folder is writable; if it was damaged, "
+                         "restore it from a copy.", 1)
+        raise
 
 
 def _store_path(args) -> Path:
@@ -115,22 +144,17 @@ def _open(args, *, create: bool = False) -> LabelStore:
     return LabelStore(path)
 
 
-@contextmanager
-def _target_queue(store: LabelStore, args) -> Iterator[Queue]:
-    """The queue to import into; one made by --create is removed again if the import fails."""
-    if any(q.name == args.queue for q in store.queues()):
-        yield store.queue(args.queue)
-        return
-    if not args.create:
+def _import_queue(store: LabelStore, args) -> Queue:
+    """The queue to import into; with --create, one that the import makes together with its items."""
+    _check_queue(store, args)
+    return store.queue_for_import(args.queue, args.mode if args.create else None)
+
+
+def _check_queue(store: LabelStore, args) -> None:
+    if not args.create and store.find_queue(args.queue) is None:
         names = ", ".join(q.name for q in store.queues()) or "none yet"
         raise LabelStoreError(f"No labeling queue {args.queue!r} in {store.path} (queues: {names}); "
                               "pass --create to make it.")
-    queue = store.create_queue(args.queue, mode=args.mode)
-    try:
-        yield queue
-    except BaseException:
-        store.delete_queue(queue)
-        raise
 
 
 def _print_json(data) -> int:
@@ -201,8 +225,7 @@ def cmd_create(args) -> int:
 
 def cmd_import_batch(args) -> int:
     store = _open(args, create=True)
-    with _target_queue(store, args) as queue:
-        report = import_batch(store, queue, args.source, workspace=args.workspace)
+    report = import_batch(store, _import_queue(store, args), args.source, workspace=args.workspace)
     message = (f"Added {report.added} items to queue '{report.queue}' ({report.mode}) from {report.prompts} prompts "
                f"of {report.path}" + (f"; {report.collapsed} answers with the same text as another were collapsed."
                                       if report.collapsed else ".")
@@ -236,9 +259,12 @@ def cmd_auto_label(args) -> int:
 
 def cmd_import(args) -> int:
     store = _open(args, create=True)
-    with _target_queue(store, args) as queue:
-        report = import_preferences(store, queue, args.file, fmt=args.format, labeled=not args.unlabeled)
+    _check_queue(store, args)
+    report = import_preferences(store, args.queue, args.file, fmt=args.format, labeled=not args.unlabeled,
+                                create_mode=(args.mode or "auto") if args.create else None)
     how = f"labeled by {report.annotator}" if report.annotator else "unlabeled, for annotators"
+    if report.good is not None:
+        how += f" ({report.good} good, {report.added - report.good} bad)"
     message = (f"Imported {report.added} of {report.records} records of {report.path.name} ({report.format}) into "
                f"queue '{report.queue}', {how}."
                + _not_added(("duplicates", report.duplicates), ("malformed", report.malformed)))
@@ -271,6 +297,15 @@ def cmd_export(args) -> int:
     waiting = [f"{n} {what}" for n, what in ((s.unlabeled, "not labeled yet"), (s.skipped, "only skipped")) if n]
     if waiting:
         lines.append("Items without pairs: " + ", ".join(waiting) + ".")
+    if report.left_out:
+        lines.append(f"Left out {len(report.left_out)} pair{'s' if len(report.left_out) != 1 else ''} the "
+                     f"{report.format} format cannot hold (`--format trl-chat` keeps them): "
+                     + "; ".join(str(p) for p in report.left_out[:SHOWN_PROBLEMS])
+                     + (" …" if len(report.left_out) > SHOWN_PROBLEMS else "") + ".")
+    if report.flattened:
+        lines.append(f"{report.flattened} pair{'s have' if report.flattened != 1 else ' has'} a system turn, earlier "
+                     "turns or an answer of several turns: the trl format writes each prompt and answer as one text "
+                     "(the turns as \"User: …\" paragraphs); `--format trl-chat` keeps the turns.")
     if args.json:
         return _print_json(report.to_json() | {"queue": args.queue, "message": " ".join(lines)})
     print("\n".join(lines))
@@ -336,3 +371,46 @@ def cmd_conflicts(args) -> int:
 def _clip(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def cmd_ratings(args) -> int:
+    store = _open(args)
+    report = arena(store, args.queue, method=args.method, bootstrap=args.bootstrap, confidence=args.confidence,
+                   seed=args.seed, kinds=tuple(args.kinds) if args.kinds else None)
+    if args.json:
+        return _print_json(report.to_json())
+    left_out = [f"{n} {what}" for n, what in ((report.same_model_pairs, "pairs of one model's answers"),
+                                              (report.unattributed_pairs, "pairs with an answer of no named model"))
+                if n]
+    if not report.overall.ratings:
+        print(f"No votes between two models' answers in queue '{report.queue}' yet"
+              + (f" (left out: {', '.join(left_out)})" if left_out else "")
+              + ". Generate answers from two or more models (Generate candidates, or `studio-engine run` a "
+                "generate spec), import them with `labels import-batch`, and label them.")
+        return 0
+    print(f"Arena '{report.queue}': {len(report.models)} models, {report.overall.votes} votes"
+          + (f" (left out: {', '.join(left_out)})" if left_out else "") + ".")
+    _ratings_table("Everyone", report.overall)
+    for name, found in report.per_annotator.items():
+        _ratings_table(name, found)
+    table = report.agreement
+    if table.pairs:
+        print(f"\nAgreement on {table.items} items labeled by several annotators: {_percent(table.percent)} agree, "
+              f"kappa {_kappa(table.kappa)}.")
+    else:
+        print("\nAgreement: no item has verdicts from two annotators yet (give the queue an overlap to measure it).")
+    return 0
+
+
+def _ratings_table(who: str, found: Ratings) -> None:
+    interval = f"{found.confidence:.0%} CI"
+    print(f"\n{who}: {found.method}, {found.votes} votes"
+          + (f", intervals from {found.bootstrap} resamples" if found.bootstrap else ", no intervals") + ".")
+    if not found.ratings:
+        return
+    width = max(len("MODEL"), *(len(r.model) for r in found.ratings))
+    print(f"  {'#':>2} {'MODEL':<{width}} {'RATING':>7} {interval:>15} {'WINS':>5} {'LOSSES':>6} {'TIES':>5} "
+          f"{'WIN RATE':>8}")
+    for rank, r in enumerate(found.ratings, start=1):
+        print(f"  {rank:>2} {r.model:<{width}} {r.rating:>7.0f} {f'{r.low:.0f} – {r.high:.0f}':>15} {r.wins:>5} "
+              f"{r.losses:>6} {r.ties:>5} {_percent(r.win_rate):>8}")

@@ -12,11 +12,18 @@ from typing import Any
 
 PAIR_VERDICTS = ("left", "right", "tie", "both_bad", "skip")
 RANK_VERDICTS = ("rank", "tie", "both_bad", "skip")
-MODES = ("pair", "rank")
+# A single-answer item is judged on its own, good or bad: the unpaired labels KTO trains on.
+SINGLE_VERDICTS = ("good", "bad", "skip")
+MODES = ("pair", "rank", "single")
 # Who gave a label. `checker` labels come from a task's answer checker standing in for a person
 # (the demo's RLHF stage); `import` labels came from a preference file.
 LABEL_KINDS = ("human", "checker", "import")
 CLAIM_SECONDS = 600.0
+
+
+def verdicts_for(candidates: int) -> tuple[str, ...]:
+    """The verdicts an item with this many candidate answers takes."""
+    return {1: SINGLE_VERDICTS, 2: PAIR_VERDICTS}.get(candidates, RANK_VERDICTS)
 
 
 class LabelStoreError(ValueError):

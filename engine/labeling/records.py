@@ -10,20 +10,22 @@ Formats (the `--format` choices):
   style {"instruction", "input", "chosen", "rejected", optional "system", "history"} or sharegpt
   style {"conversations": [{"from", "value"}, …], "chosen": {"from", "value"}, "rejected": {…}}.
 
-Pure conversions, no store: `formats.py` moves records in and out of labeling queues.
-Imported by the GUI: the standard library only.
+Pure conversions, no store: `formats.py` moves records in and out of labeling queues. Files are read
+by engine/data/reader.py (JSON lines, a JSON array, or any other data file whose records have these
+fields). Imported by the GUI: the standard library only.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.data.reader import Record, iter_records, kind_of
 from engine.errors import DataError
+from engine.finetune.formats import MEANING_FIELDS, SHAREGPT_ROLES, meaning_field, turn_problem
 
 EXPORT_FORMATS = ("trl", "trl-chat", "hh")
 IMPORT_FORMATS = ("trl", "trl-chat", "hh", "llamafactory")
@@ -33,11 +35,18 @@ FORMAT_FIELDS = {
     "hh": 'chosen, rejected as "\\n\\nHuman: …\\n\\nAssistant: …" transcripts',
     "llamafactory": 'instruction/input/chosen/rejected, or conversations with chosen/rejected {"from", "value"}',
 }
+# Answers judged one at a time (engine/labeling/unpaired.py reads them); named here so that a file
+# of no known shape is answered with every shape the import reads.
+UNPAIRED_FIELDS = {
+    "trl-unpaired": "prompt, completion, label (true = good answer)",
+    "llamafactory-kto": "instruction/input/output or conversations ending with the answer, and kto_tag",
+}
 _HH_NAMES = {"user": "Human", "assistant": "Assistant", "system": "System"}
 _HH_ROLES = {name: role for role, name in _HH_NAMES.items()}
 _HH_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|System):")
-_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
-                   "observation": "tool", "function_call": "assistant", "tool": "tool"}
+# Fields of a preference record that change its meaning (media, tool definitions): refused, as in
+# fine-tuning data, since the pair would be trained without them.
+_MEANING_FIELDS = {name: entry for name, entry in MEANING_FIELDS.items() if name not in ("label", "chosen", "rejected")}
 
 
 class RecordError(ValueError):
@@ -91,6 +100,13 @@ class ReadResult:
     records: list[PreferenceRecord]
     problems: list[Problem]
     total: int  # records in the file, readable or not
+
+
+def line_of(where: str) -> int:
+    """The number a record's place starts with ('pairs.jsonl, line 4' -> 4; 'prefs.json, record 3 (line 14)'
+    -> 3): sorts the problems of one file in the order its records come."""
+    digits = "".join(c if c.isdigit() else " " for c in where.split(", ", 1)[-1]).split()
+    return int(digits[0]) if digits else 0
 
 
 # -- messages ----------------------------------------------------------------------------------
@@ -148,6 +164,40 @@ def format_record(fmt: str, record: PreferenceRecord) -> dict:
     raise ValueError(f"no writer for format {fmt!r}; export formats: {', '.join(EXPORT_FORMATS)}")
 
 
+def export_problem(fmt: str, record: PreferenceRecord) -> str | None:
+    """Why `fmt` cannot hold `record` so that it reads back as the same turns (None when it can).
+
+    HH transcripts mark turns with "\\n\\nHuman:" and "\\n\\nAssistant:" inside one text, with no escape:
+    a prompt or answer that holds such a line would read back as other turns."""
+    if fmt != "hh":
+        return None
+    messages = record.prompt_messages + record.chosen + record.rejected
+    if any(_HH_TURN.search(content_text(m.get("content"))) for m in messages):
+        return ("a prompt or answer holds a line that starts an HH turn (\"\\n\\nHuman:\", \"\\n\\nAssistant:\" or "
+                "\"\\n\\nSystem:\"), which HH transcripts cannot escape")
+    roles = sorted({str(m.get("role")) for m in messages} - set(_HH_NAMES))
+    if roles:
+        return f"it has {', '.join(roles)} turns, which HH transcripts cannot mark"
+    try:
+        back = parse_record("hh", format_record("hh", record))
+    except RecordError as e:
+        return f"its HH transcript would not read back ({e})"
+    if [_turn(m) for m in back.prompt_messages + back.chosen + back.rejected] != [_turn(m) for m in messages]:
+        return "its HH transcript would read back as other turns (a turn that starts or ends with spaces)"
+    return None
+
+
+def flattened_by(fmt: str, record: PreferenceRecord) -> bool:
+    """Whether `fmt` writes `record`'s conversation as plain texts: the trl format holds one prompt text
+    and one answer text, so a system turn, earlier turns or an answer of several turns become one text."""
+    return fmt == "trl" and not (is_plain_prompt(record.prompt_messages) and is_plain_answer(record.chosen)
+                                 and is_plain_answer(record.rejected))
+
+
+def _turn(message: dict) -> tuple[str, str]:
+    return str(message.get("role")), content_text(message.get("content"))
+
+
 def hh_transcript(messages: list[dict]) -> str:
     # A system turn has no place in HH's Human/Assistant transcripts; written as a "System:" turn
     # it survives the trip (the reader turns it back into a system message) instead of vanishing.
@@ -173,9 +223,13 @@ def detect_format(raw: Any) -> str | None:
 def parse_record(fmt: str, raw: Any, where: str = "") -> PreferenceRecord:
     """`raw` read as a `fmt` record. Raises RecordError saying what is wrong."""
     if not isinstance(raw, dict):
-        raise RecordError(f"expected a JSON object, found {_kind(raw)}")
+        raise RecordError(f"expected a JSON object, found {kind_of(raw)}")
     parser = {"trl": _parse_trl, "trl-chat": _parse_trl_chat, "hh": _parse_hh, "llamafactory": _parse_llamafactory}[fmt]
     prompt, chosen, rejected, used = parser(raw)
+    found = meaning_field(raw, used, _MEANING_FIELDS)
+    if found is not None:
+        name, what, effect, todo = found
+        raise RecordError(f"the field '{name}' holds {what}, which a preference pair does not carry: {effect}")
     text = prompt_text(prompt)
     if not text.strip():
         raise RecordError("the prompt is empty")
@@ -185,8 +239,10 @@ def parse_record(fmt: str, raw: Any, where: str = "") -> PreferenceRecord:
                             where=where, extra={k: v for k, v in raw.items() if k not in used})
 
 
-def read_records(path: Path | str, fmt: str = "auto") -> ReadResult:
-    """Every record of a preference file (JSON lines, or a JSON array), and the ones that could not be read.
+def read_records(path: Path | str, fmt: str = "auto", reader: Callable[..., Iterable[Record]] = iter_records) -> ReadResult:
+    """Every record of a preference file (JSON lines, a JSON array, or another data file), and the ones
+    that could not be read. `reader` reads the file's records (a DataSource's `records`, which maps
+    a registry entry's fields).
 
     `fmt` "auto" takes the format of the first record whose fields tell it. Raises DataError when
     the file cannot be read at all, or no record says which format it is in.
@@ -198,11 +254,12 @@ def read_records(path: Path | str, fmt: str = "auto") -> ReadResult:
         raise DataError(f"No preference file at {path}.", "Check the path (and that it is a file, not a folder).")
     problems: list[tuple[int, Problem]] = []
     raws: list[tuple[int, str, Any]] = []
-    for seq, (where, raw, error) in enumerate(_raw_records(path)):
-        if error:
-            problems.append((seq, Problem(where, error)))
-        else:
-            raws.append((seq, where, raw))
+
+    def unreadable(where: str, problem: str, hint: str) -> None:
+        problems.append((len(problems) + len(raws), Problem(where, problem)))
+
+    for record in reader(path, source=path.name, on_problem=unreadable):
+        raws.append((len(problems) + len(raws), record.where, record.value))
     total = len(raws) + len(problems)
     if fmt == "auto":
         fmt = next((f for f in (detect_format(raw) for _, _, raw in raws) if f), None) or ""
@@ -211,7 +268,7 @@ def read_records(path: Path | str, fmt: str = "auto") -> ReadResult:
             found = (f"its first record has the fields {', '.join(map(str, first)) or '(none)'}" if isinstance(first, dict)
                      else "it holds no JSON objects" if raws else "it holds no readable records")
             raise DataError(f"Cannot tell the preference format of {path}: {found}.",
-                            "Known formats: " + "; ".join(f"{k} ({v})" for k, v in FORMAT_FIELDS.items())
+                            "Known formats: " + "; ".join(f"{k} ({v})" for k, v in (FORMAT_FIELDS | UNPAIRED_FIELDS).items())
                             + ". Rename the fields, or pass --format.")
     records = []
     for seq, where, raw in raws:
@@ -225,66 +282,17 @@ def read_records(path: Path | str, fmt: str = "auto") -> ReadResult:
                       total=total)
 
 
-def _raw_records(path: Path) -> Iterator[tuple[str, Any, str]]:
-    """(where, parsed JSON, error) for every record of a JSON-lines file or a JSON array."""
-    name = path.name
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            head = f.read(4096).lstrip()
-            f.seek(0)
-            if head.startswith("["):
-                yield from _array_records(name, f.read())
-                return
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield f"{name}, line {number}", json.loads(line), ""
-                except json.JSONDecodeError as e:
-                    yield f"{name}, line {number}", None, f"not valid JSON ({e.msg} at column {e.colno})"
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 text (byte {e.start}).", "Save the file as UTF-8 JSON lines or JSON.")
-
-
-def _array_records(name: str, text: str) -> Iterator[tuple[str, Any, str]]:
-    """The elements of a JSON array, each located by its index and the line it starts on."""
-    decoder = json.JSONDecoder()
-    whitespace = re.compile(r"\s*")
-    index = whitespace.match(text, text.index("[") + 1).end()
-    number, line, counted = 0, 1, 0
-    while index < len(text) and text[index] != "]":
-        number += 1
-        line, counted = line + text.count("\n", counted, index), index
-        try:
-            value, index = decoder.raw_decode(text, index)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{name}: not valid JSON at line {e.lineno}, column {e.colno} ({e.msg}), in record {number}.",
-                            "Fix the JSON there (a missing comma or quote is the usual cause): the records "
-                            "of a JSON array cannot be read past a syntax error.") from None
-        yield f"{name}, record {number} (line {line})", value, ""
-        index = whitespace.match(text, index).end()
-        if index < len(text) and text[index] == ",":
-            index = whitespace.match(text, index + 1).end()
-        elif index >= len(text) or text[index] != "]":
-            at = line + text.count("\n", counted, index)
-            raise DataError(f"{name}: expected ',' or ']' after record {number}, at line {at}.",
-                            "Fix the JSON array there.")
-    if index >= len(text):
-        raise DataError(f"{name}: the JSON array is not closed (no ']' after record {number}).",
-                        "The file may be cut short: check its end.")
-
-
 # -- the formats, one parser each: (prompt messages, chosen messages, rejected messages, fields read) --
 
 def _parse_trl(raw: dict) -> tuple[list[dict], list[dict], list[dict], set[str]]:
-    prompt = _text(raw, "prompt")
-    return user_prompt(prompt), answer(_text(raw, "chosen")), answer(_text(raw, "rejected")), {"prompt", "chosen", "rejected"}
+    prompt = text_field(raw, "prompt")
+    return user_prompt(prompt), answer(text_field(raw, "chosen")), answer(text_field(raw, "rejected")), {"prompt", "chosen", "rejected"}
 
 
 def _parse_trl_chat(raw: dict) -> tuple[list[dict], list[dict], list[dict], set[str]]:
-    chosen, rejected = _messages(raw, "chosen"), _messages(raw, "rejected")
+    chosen, rejected = message_list(raw, "chosen"), message_list(raw, "rejected")
     if "prompt" in raw:
-        prompt = _messages(raw, "prompt")
+        prompt = message_list(raw, "prompt")
     else:  # TRL's implicit prompt: the turns chosen and rejected share
         shared = 0
         while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
@@ -299,7 +307,7 @@ def _parse_trl_chat(raw: dict) -> tuple[list[dict], list[dict], list[dict], set[
 
 
 def _parse_hh(raw: dict) -> tuple[list[dict], list[dict], list[dict], set[str]]:
-    chosen, rejected = _hh_turns(_text(raw, "chosen"), "chosen"), _hh_turns(_text(raw, "rejected"), "rejected")
+    chosen, rejected = _hh_turns(text_field(raw, "chosen"), "chosen"), _hh_turns(text_field(raw, "rejected"), "rejected")
     for name, turns in (("chosen", chosen), ("rejected", rejected)):
         if turns[-1]["role"] != "assistant":
             raise RecordError(f"{name} does not end with an 'Assistant:' turn")
@@ -326,15 +334,24 @@ def _hh_turns(text: str, name: str) -> list[dict]:
 
 
 def _parse_llamafactory(raw: dict) -> tuple[list[dict], list[dict], list[dict], set[str]]:
+    prompt, used = llamafactory_prompt(raw)
+    if "instruction" in raw:  # alpaca style
+        return prompt, answer(text_field(raw, "chosen")), answer(text_field(raw, "rejected")), used | {"chosen", "rejected"}
+    chosen, rejected = (sharegpt_turn(raw.get(name), name) for name in ("chosen", "rejected"))
+    return prompt, [chosen], [rejected], used | {"chosen", "rejected"}
+
+
+def llamafactory_prompt(raw: dict) -> tuple[list[dict], set[str]]:
+    """The prompt of a LLaMA-Factory record (alpaca or sharegpt style) as messages, and the fields read."""
     system = raw.get("system")
     if system is not None and not isinstance(system, str):
-        raise RecordError(f"system is {_kind(system)}, not a text")
+        raise RecordError(f"system is {kind_of(system)}, not a text")
     prompt = [{"role": "system", "content": system}] if system else []
     if "instruction" in raw:  # alpaca style
-        instruction = _text(raw, "instruction")
+        instruction = text_field(raw, "instruction")
         query = raw.get("input") or ""
         if not isinstance(query, str):
-            raise RecordError(f"input is {_kind(query)}, not a text")
+            raise RecordError(f"input is {kind_of(query)}, not a text")
         history = raw.get("history") or []
         if not isinstance(history, list) or not all(
                 isinstance(t, list) and len(t) == 2 and all(isinstance(x, str) for x in t) for t in history):
@@ -343,57 +360,54 @@ def _parse_llamafactory(raw: dict) -> tuple[list[dict], list[dict], list[dict], 
             prompt += [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]
         # LLaMA-Factory joins instruction and input with a newline into one user turn.
         prompt.append({"role": "user", "content": "\n".join(p for p in (instruction, query) if p)})
-        return prompt, answer(_text(raw, "chosen")), answer(_text(raw, "rejected")), {
-            "instruction", "input", "history", "system", "chosen", "rejected"}
+        return prompt, {"instruction", "input", "history", "system"}
     key = "conversations" if "conversations" in raw else "messages"
     turns = raw.get(key)
     if not isinstance(turns, list) or not turns:
         raise RecordError(f"{key} must be a non-empty list of turns")
-    prompt += [_sharegpt_turn(t, f"{key}[{i}]") for i, t in enumerate(turns)]
+    prompt += [sharegpt_turn(t, f"turn {i} of {key}") for i, t in enumerate(turns, start=1)]
     if prompt[-1]["role"] != "user":
         raise RecordError(f"the last turn of {key} is {prompt[-1]['role']}; it must be the human turn being answered")
-    chosen, rejected = (_sharegpt_turn(raw.get(name), name) for name in ("chosen", "rejected"))
-    return prompt, [chosen], [rejected], {key, "system", "chosen", "rejected"}
+    return prompt, {key, "system"}
 
 
-def _sharegpt_turn(turn: Any, name: str) -> dict:
+def sharegpt_turn(turn: Any, name: str) -> dict:
     if not isinstance(turn, dict):
-        raise RecordError(f"{name} is {_kind(turn)}; expected a turn {{\"from\": …, \"value\": …}}")
+        raise RecordError(f"{name} is {kind_of(turn)}; expected a turn {{\"from\": …, \"value\": …}}")
     role_key, content_key = ("from", "value") if "from" in turn else ("role", "content")
-    role = _SHAREGPT_ROLES.get(str(turn.get(role_key)).lower())
+    problem = turn_problem(turn, str(turn.get(role_key)))
+    if problem is not None:
+        raise RecordError(f"{name}: {problem[0]}")
+    role = SHAREGPT_ROLES.get(str(turn.get(role_key)).lower())
     if role is None:
-        raise RecordError(f"{name} has the role {turn.get(role_key)!r} (known: {', '.join(sorted(_SHAREGPT_ROLES))})")
+        raise RecordError(f"{name} has the role {turn.get(role_key)!r} (known: {', '.join(sorted(SHAREGPT_ROLES))})")
     content = turn.get(content_key)
     if not isinstance(content, str):
-        raise RecordError(f"{name}.{content_key} is {_kind(content)}, not a text")
+        raise RecordError(f"the {content_key} of {name} is {kind_of(content)}, not a text")
     return {"role": role, "content": content}
 
 
-def _text(raw: dict, key: str) -> str:
+def text_field(raw: dict, key: str) -> str:
     if key not in raw:
         raise RecordError(f"the field {key!r} is missing (fields: {', '.join(map(str, raw)) or 'none'})")
     value = raw[key]
     if not isinstance(value, str):
-        raise RecordError(f"{key} is {_kind(value)}, not a text")
+        raise RecordError(f"{key} is {kind_of(value)}, not a text")
     return value
 
 
-def _messages(raw: dict, key: str) -> list[dict]:
+def message_list(raw: dict, key: str) -> list[dict]:
     if key not in raw:
         raise RecordError(f"the field {key!r} is missing (fields: {', '.join(map(str, raw)) or 'none'})")
     value = raw[key]
     if not isinstance(value, list) or not value:
-        raise RecordError(f"{key} is {_kind(value)}; expected a non-empty list of {{\"role\", \"content\"}} messages")
-    for i, message in enumerate(value):
+        raise RecordError(f"{key} is {kind_of(value)}; expected a non-empty list of {{\"role\", \"content\"}} messages")
+    for i, message in enumerate(value, start=1):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str) or "content" not in message:
-            raise RecordError(f"{key}[{i}] is not a message with 'role' and 'content'")
+            raise RecordError(f"turn {i} of {key} is not a message with 'role' and 'content'")
+        problem = turn_problem(message, message["role"])
+        if problem is not None:
+            raise RecordError(f"turn {i} of {key}: {problem[0]}")
         if not isinstance(message["content"], (str, list)):
-            raise RecordError(f"{key}[{i}].content is {_kind(message['content'])}, not a text")
+            raise RecordError(f"the content of turn {i} of {key} is {kind_of(message['content'])}, not a text")
     return value
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {dict: "an object", list: "a list", str: "a text", bool: "a boolean", int: "a number",
-            float: "a number"}.get(type(value), type(value).__name__)

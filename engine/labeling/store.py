@@ -22,13 +22,14 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 # The records live in entities.py; importers of this module keep finding them here.
 from engine.labeling.entities import (  # noqa: F401
-    CLAIM_SECONDS, LABEL_KINDS, MODES, PAIR_VERDICTS, RANK_VERDICTS, AddResult, Candidate, Item, Label, LabelStoreError,
-    Progress, Queue, Task, is_overlap, item_key, ranking_for,
+    CLAIM_SECONDS, LABEL_KINDS, MODES, PAIR_VERDICTS, RANK_VERDICTS, SINGLE_VERDICTS, AddResult, Candidate, Item, Label, LabelStoreError,
+    Progress, Queue, Task, is_overlap, item_key, ranking_for, verdicts_for,
 )
 
 _SCHEMA = """
@@ -114,7 +115,8 @@ class LabelStore:
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite has rolled back already after some errors (a full disk)
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
 
@@ -152,6 +154,26 @@ class LabelStore:
     def queues(self) -> list[Queue]:
         return [Queue(**dict(r)) for r in self._db().execute("SELECT * FROM label_queues ORDER BY created")]
 
+    def find_queue(self, name: str) -> Queue | None:
+        row = self._db().execute("SELECT * FROM label_queues WHERE name = ?", (name,)).fetchone()
+        return None if row is None else Queue(**dict(row))
+
+    def queue_for_import(self, queue: Queue | str, create_mode: str | None = None) -> Queue:
+        """The queue an import adds to: `queue` itself, or — when there is none by that name and
+        `create_mode` is given — a queue not in the store yet (id 0), which `add_items` creates in the
+        transaction that adds its first items: an import that fails or is killed leaves no empty queue."""
+        if isinstance(queue, Queue):
+            return queue
+        found = self.find_queue(queue.strip())
+        if found is not None or create_mode is None:
+            return found or self.queue(queue)
+        if create_mode not in MODES:
+            raise LabelStoreError(f"Queue mode must be one of {', '.join(MODES)}; got {create_mode!r}.")
+        if not queue.strip():
+            raise LabelStoreError("A queue needs a name.")
+        return Queue(id=0, name=queue.strip(), mode=create_mode, guidelines="", overlap=0.0, overlap_annotators=2,
+                     source=None, created=time.time())
+
     def set_guidelines(self, queue: Queue | str, guidelines: str) -> None:
         q = self._queue(queue)
         with self._write() as db:
@@ -182,16 +204,26 @@ class LabelStore:
 
         An item whose prompt and candidate texts are already in the queue is not added again; its
         index is returned in `duplicates`. With `imported_by`, each new item also gets, in the same
-        transaction, an `import` label by that annotator saying its first candidate is better (a
-        preference file's chosen answer): a crash leaves either both or neither.
+        transaction, an `import` label by that annotator: the item's `verdict` (in the candidates' own
+        order), by default "left", its first candidate is better (a preference file's chosen answer);
+        a single answer's is "good" or "bad". A crash leaves either both or neither. A queue not in the
+        store yet (`queue_for_import`) is created in the same transaction, if any item is added.
         """
-        import_shown = [0, 1]
-        import_ranking = json.dumps(ranking_for("left", import_shown, None))
         q = self._queue(queue)
         duplicates: list[int] = []
         added = 0
         now = time.time()
         with self._write() as db:
+            if q.id == 0:
+                if db.execute("SELECT 1 FROM label_queues WHERE name = ?", (q.name,)).fetchone():
+                    raise LabelStoreError(f"A queue named {q.name!r} was created meanwhile; import into it again.")
+                q = replace(q, id=db.execute(
+                    "INSERT INTO label_queues (name, mode, guidelines, overlap, overlap_annotators, source, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)", (q.name, q.mode, q.guidelines, q.overlap, q.overlap_annotators,
+                                                      q.source, now)).lastrowid)
+                created = True
+            else:
+                created = False
             position = db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM label_items WHERE queue_id = ?",
                                   (q.id,)).fetchone()[0]
             for index, raw in enumerate(items):
@@ -207,12 +239,21 @@ class LabelStore:
                     duplicates.append(index)
                     continue
                 if imported_by is not None:
+                    verdict = raw.get("verdict", "left")
+                    if verdict not in verdicts_for(len(candidates)) or verdict == "skip":
+                        raise LabelStoreError(f"Item {index + 1}: {verdict!r} is no verdict to import for an item of "
+                                              f"{len(candidates)} candidate(s).")
+                    shown = list(range(len(candidates)))
+                    ranking = ranking_for(verdict, shown, None)
                     db.execute("INSERT INTO labels (queue_id, item_id, annotator, kind, verdict, shown, swapped, ranking,"
-                               " comment, seconds, source, created) VALUES (?, ?, ?, 'import', 'left', ?, 0, ?, '',"
+                               " comment, seconds, source, created) VALUES (?, ?, ?, 'import', ?, ?, 0, ?, '',"
                                " NULL, 'import', ?)",
-                               (q.id, cursor.lastrowid, imported_by, json.dumps(import_shown), import_ranking, now))
+                               (q.id, cursor.lastrowid, imported_by, verdict, json.dumps(shown),
+                                json.dumps(ranking) if ranking else None, now))
                 added += 1
                 position += 1
+            if created and not added:
+                db.execute("DELETE FROM label_queues WHERE id = ?", (q.id,))
         return AddResult(added=added, duplicates=duplicates)
 
     def item(self, item_id: int) -> Item:
@@ -225,6 +266,19 @@ class LabelStore:
         q = self._queue(queue)
         return [_item(r) for r in self._db().execute(
             "SELECT * FROM label_items WHERE queue_id = ? ORDER BY position", (q.id,))]
+
+    def answer_sources(self, queue: Queue | str) -> list[str]:
+        """Where a queue's answers come from: the generate runs whose candidates were imported into it
+        (a run id, or the candidates file when it is not in a run), its own `source`, and the model
+        labels of its candidates; empty for a queue of hand-made items."""
+        q = self._queue(queue)
+        rows = self._db().execute(
+            "SELECT DISTINCT COALESCE(json_extract(meta, '$.batch.run'), json_extract(meta, '$.batch.file')),"
+            " json_extract(candidates, '$[0].model'), json_extract(candidates, '$[1].model')"
+            " FROM label_items WHERE queue_id = ?", (q.id,)).fetchall()
+        found = dict.fromkeys([q.source] if q.source else [])
+        found.update(dict.fromkeys(value for row in rows for value in row if value))
+        return list(found)
 
     # -- handing out work --------------------------------------------------------------------
     def next_task(self, queue: Queue | str, annotator: str, *, claim_seconds: float = CLAIM_SECONDS) -> Task | None:
@@ -281,7 +335,7 @@ class LabelStore:
                   seconds: float | None = None, source: str = "gui", kind: str = "human") -> Label:
         """Commit one label in its own transaction. `ranking` (candidate indices, best first) is for rank verdicts."""
         item = task.item
-        allowed = PAIR_VERDICTS if len(item.candidates) == 2 else RANK_VERDICTS
+        allowed = verdicts_for(len(item.candidates))
         if verdict not in allowed:
             raise LabelStoreError(f"Verdict must be one of {', '.join(allowed)} for an item with "
                                   f"{len(item.candidates)} candidates; got {verdict!r}.")
@@ -400,6 +454,11 @@ def _item_fields(raw: dict, index: int, mode: str) -> tuple[str, list[Candidate]
     if not isinstance(prompt, str) or not prompt.strip():
         raise LabelStoreError(f"Item {index + 1} has no prompt text.")
     candidates = [Candidate.from_json(c) for c in raw.get("candidates") or []]
+    if mode == "single":
+        if len(candidates) != 1:
+            raise LabelStoreError(f"Item {index + 1} has {len(candidates)} candidates; a single-answer queue takes "
+                                  "exactly one (each answer is judged good or bad on its own).")
+        return prompt, candidates
     if len(candidates) < 2:
         raise LabelStoreError(f"Item {index + 1} needs at least two candidate answers; it has {len(candidates)}.")
     if mode == "pair" and len(candidates) != 2:

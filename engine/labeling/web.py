@@ -3,7 +3,9 @@
 Remote annotators label in a browser while the studio labels the same queue: both write to the same
 `store.db` through `LabelStore`, one transaction per label. The page binds 127.0.0.1 unless told
 otherwise; any other address needs an access token (given, or generated and printed), and every
-request then needs a log-in with the annotator's name and that token.
+request then needs a log-in with the annotator's name and that token. A given token must be strong
+(`web_guard.token_problem`), failed log-ins from one address back off, and prompts and answers are
+shown as plain text (`web_guard`).
 
 Gradio is imported inside the command: the studio imports engine modules and must not load it.
 """
@@ -19,6 +21,8 @@ import socket
 import sys
 import threading
 from pathlib import Path
+
+from engine.labeling.web_guard import LoginBackoff, token_problem
 
 TOKEN_ENV = "ATELIER_LABEL_TOKEN"
 URL_PREFIX = "label-server: "  # the line programs (tests, the studio) read the address from
@@ -100,6 +104,10 @@ def cmd_label_server(args: argparse.Namespace) -> int:
 
     host = args.host.strip()
     token = args.token or os.environ.get(TOKEN_ENV) or None
+    if token is not None and (weak := token_problem(token)):
+        return _fail(f"{weak}.\nWhat to do: leave --token out (and {TOKEN_ENV} unset) and a strong one is generated "
+                     "and printed, or make one with `python -c \"import secrets; print(secrets.token_urlsafe(24))\"`.",
+                     2)
     generated = token is None and not is_loopback(host)
     if generated:
         token = secrets.token_urlsafe(24)
@@ -122,7 +130,8 @@ def cmd_label_server(args: argparse.Namespace) -> int:
 
     progress = store.progress(queue)
     others = f"; the page offers {len(queues) - 1} other queue(s)" if len(queues) > 1 else ""
-    print(f"Labeling queue '{queue.name}' ({'ranking' if queue.mode == 'rank' else 'pairs'}, {progress.done}/"
+    mode = {"rank": "ranking", "single": "single answers, good or bad"}.get(queue.mode, "pairs")
+    print(f"Labeling queue '{queue.name}' ({mode}, {progress.done}/"
           f"{progress.items} items done) from {store_path}{others}.", flush=True)
     if token is None:
         print(f"Only this computer can open this page (bound to {_address(host, port)}). Stop with Ctrl+C.", flush=True)
@@ -148,6 +157,8 @@ def cmd_label_server(args: argparse.Namespace) -> int:
 
 def _launch(sessions, host: str, port: int, token: str | None):
     """The page, serving on host:port in background threads; None when it could not listen there."""
+    from starlette.middleware import Middleware
+
     from engine.labeling.web_page import CSS, SHORTCUTS_JS, PageSettings, build_page
 
     address = _address(host, port)
@@ -168,7 +179,8 @@ def _launch(sessions, host: str, port: int, token: str | None):
             prevent_thread_lock=True, quiet=True, share=False, inbrowser=False, ssr_mode=False, mcp_server=False,
             enable_monitoring=False, run_history=False, footer_links=["api"], show_error=True,
             js=SHORTCUTS_JS, css=CSS, auth=_token_check(token) if token is not None else None,
-            auth_message=_login_message(host, address) if token is not None else None)
+            auth_message=_login_message(host, address) if token is not None else None,
+            app_kwargs={"middleware": [Middleware(LoginBackoff)]})
     except OSError:
         page.close()
         return None

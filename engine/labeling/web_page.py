@@ -4,7 +4,8 @@ Imported only by the label-server command (it imports gradio). What a click does
 `web_session.py`; this module lays the page out and turns a `PageView` into component updates.
 
 Every action is also a named API endpoint, so scripts and tests label over HTTP with gradio_client:
-`/start` (queue, name), `/left` `/right` `/tie` `/both_bad` `/skip` (queue, name, comment, item_id),
+`/start` (queue, name), `/left` `/right` `/tie` `/both_bad` (pair and ranking items), `/good` `/bad`
+(single-answer items) and `/skip`, each (queue, name, comment, item_id),
 `/rank` (queue, name, order, comment, item_id), `/undo` (queue, name) and `/refresh` (queue, name).
 `item_id` is the item the caller was shown (None: whatever its session shows). With a token, the
 name is the one signed in with and the `name` argument is ignored. Each returns the page's outputs;
@@ -18,15 +19,19 @@ from functools import partial
 
 import gradio as gr
 
+from engine.labeling.web_guard import plain_markdown
 from engine.labeling.web_session import AnnotatorSessions, PageView
 
-# Clicks the button whose key was pressed. Keys typed into a text box (the comment, the ranking,
-# the name) stay there, Ctrl+Z included, so a comment can be edited without undoing a label.
+# Clicks the first shown button of those the pressed key names: the page shows either the pair buttons or
+# the good / bad ones, so 1 and 2 mean left / right on a pair and good / bad on a single answer, as in
+# the studio's Label page. Keys typed into a text box (the comment, the ranking, the name) stay there,
+# Ctrl+Z included, so a comment can be edited without undoing a label.
 SHORTCUTS_JS = """
 () => {
-  const keys = {"1": "atelier-left", "ArrowLeft": "atelier-left", "2": "atelier-right",
-                "ArrowRight": "atelier-right", "3": "atelier-tie", "4": "atelier-both-bad",
-                "s": "atelier-skip", "S": "atelier-skip"};
+  const keys = {"1": ["atelier-left", "atelier-good"], "ArrowLeft": ["atelier-left"],
+                "2": ["atelier-right", "atelier-bad"], "ArrowRight": ["atelier-right"],
+                "y": ["atelier-good"], "Y": ["atelier-good"], "n": ["atelier-bad"], "N": ["atelier-bad"],
+                "3": ["atelier-tie"], "4": ["atelier-both-bad"], "s": ["atelier-skip"], "S": ["atelier-skip"]};
   const press = (id) => {
     const el = document.getElementById(id);
     const button = el && (el.tagName === "BUTTON" ? el : el.querySelector("button"));
@@ -44,8 +49,8 @@ SHORTCUTS_JS = """
       return;
     }
     if (event.ctrlKey || event.metaKey) return;
-    const id = keys[event.key];
-    if (id && press(id)) event.preventDefault();
+    const ids = keys[event.key] || [];
+    if (ids.some(press)) event.preventDefault();
   });
 }
 """
@@ -56,8 +61,8 @@ CSS = """
 """
 
 KEYS_HELP = ("Keys: **1** or **←** left better · **2** or **→** right better · **3** tie · **4** both bad · "
-             "**S** skip · **Ctrl+Z** undo (not while typing in a text box). Ranking: type the answer "
-             "numbers best first, e.g. `2 1 3`, then Enter.")
+             "**S** skip · **Ctrl+Z** undo (not while typing in a text box). Single answers: **1** or **Y** "
+             "good · **2** or **N** bad. Ranking: type the answer numbers best first, e.g. `2 1 3`, then Enter.")
 
 
 @dataclass(frozen=True)
@@ -82,9 +87,11 @@ def build_page(sessions: AnnotatorSessions, settings: PageSettings) -> gr.Blocks
         with gr.Accordion("Guidelines", open=False):
             guidelines = gr.Markdown(label="guidelines")
         progress = gr.Markdown(label="progress")
-        prompt = gr.Markdown(label="prompt", elem_classes=["atelier-prompt"])
+        # Prompts and answers arrive escaped (plain_markdown): no LaTeX either, and their line breaks kept.
+        untrusted = {"latex_delimiters": [], "line_breaks": True}
+        prompt = gr.Markdown(label="prompt", elem_classes=["atelier-prompt"], **untrusted)
         with gr.Row(equal_height=True):
-            answers = [gr.Markdown(label=f"answer_{i + 1}", visible=i < 2, elem_classes=["atelier-answer"])
+            answers = [gr.Markdown(label=f"answer_{i + 1}", visible=i < 2, elem_classes=["atelier-answer"], **untrusted)
                        for i in range(settings.panels)]
         with gr.Row():
             left = gr.Button("Left better (1 / ←)", variant="primary", elem_id="atelier-left")
@@ -92,6 +99,8 @@ def build_page(sessions: AnnotatorSessions, settings: PageSettings) -> gr.Blocks
             rank_order = gr.Textbox(label="Your ranking, best first (answer numbers)", visible=False,
                                     max_lines=1, scale=2, placeholder="e.g. 2 1 3")
             rank = gr.Button("Submit ranking", variant="primary", visible=False, elem_id="atelier-rank")
+            good = gr.Button("Good (1 / Y)", variant="primary", visible=False, elem_id="atelier-good")
+            bad = gr.Button("Bad (2 / N)", variant="primary", visible=False, elem_id="atelier-bad")
         with gr.Row():
             tie = gr.Button("Tie (3)", elem_id="atelier-tie")
             both_bad = gr.Button("Both bad (4)", elem_id="atelier-both-bad")
@@ -105,7 +114,7 @@ def build_page(sessions: AnnotatorSessions, settings: PageSettings) -> gr.Blocks
         saved_name = gr.BrowserState("", storage_key="atelier-annotator")
 
         outputs = [status, progress, guidelines, prompt, *answers, left, right, tie, both_bad, skip, rank_order,
-                   rank, comment, item_id, task]
+                   rank, good, bad, comment, item_id, task]
         render = partial(_render, panels=settings.panels)
 
         def who(typed_name: str, request: gr.Request) -> str:
@@ -148,7 +157,7 @@ def build_page(sessions: AnnotatorSessions, settings: PageSettings) -> gr.Blocks
             lambda n: n, name, saved_name, api_visibility="private")
         queue.input(on_start, start_inputs, outputs, api_visibility="private")
         for button, verdict in ((left, "left"), (right, "right"), (tie, "tie"), (both_bad, "both_bad"),
-                                (skip, "skip")):
+                                (good, "good"), (bad, "bad"), (skip, "skip")):
             button.click(labeler(verdict), [queue, name, comment, item_id], outputs, api_name=verdict)
         rank_inputs = [queue, name, rank_order, comment, item_id]
         rank.click(on_rank, rank_inputs, outputs, api_name="rank")
@@ -173,10 +182,12 @@ def _item(value) -> int | None:
 def _progress_text(view: PageView) -> str:
     if not view.progress:
         return ""
-    return f"Labeling **{view.queue}** as **{view.annotator}** · {view.progress}"
+    return f"Labeling **{plain_markdown(view.queue)}** as **{plain_markdown(view.annotator)}** · {view.progress}"
 
 
 def _answer_title(view: PageView, index: int) -> str:
+    if len(view.answers) == 1:
+        return "Answer · 1 or Y good, 2 or N bad"
     if len(view.answers) == 2:
         return ("Left · 1 / ←", "Right · 2 / →")[index]
     return f"Answer {index + 1}"
@@ -186,6 +197,7 @@ def _render(view: PageView, *, panels: int) -> list:
     """Component updates for `outputs` in `build_page`, in that order."""
     count = len(view.answers)
     pair = count == 2
+    single = count == 1
     answer_updates = []
     for i in range(panels):
         if i >= count:
@@ -193,10 +205,11 @@ def _render(view: PageView, *, panels: int) -> list:
             continue
         # An item with more answers than the page has panels (added while serving): the last panel holds the rest.
         shown = range(i, count) if i == panels - 1 else (i,)
-        text = "\n\n---\n\n".join(f"#### {_answer_title(view, j)}\n\n{view.answers[j]}" for j in shown)
+        text = "\n\n---\n\n".join(f"#### {_answer_title(view, j)}\n\n{plain_markdown(view.answers[j])}"
+                                   for j in shown)
         answer_updates.append(gr.update(value=text, visible=True))
     where = f" · item {view.position + 1} of {view.counts.get('items', '?')}" if view.position is not None else ""
-    prompt = f"#### Prompt{where}\n\n{view.prompt}" if view.answers else ""
+    prompt = f"#### Prompt{where}\n\n{plain_markdown(view.prompt)}" if view.answers else ""
     return [
         view.status,
         _progress_text(view),
@@ -205,11 +218,13 @@ def _render(view: PageView, *, panels: int) -> list:
         *answer_updates,
         gr.update(visible=pair),
         gr.update(visible=pair),
-        gr.update(visible=count > 0),
-        gr.update(visible=count > 0, value="Both bad (4)" if pair or not count else "All bad (4)"),
+        gr.update(visible=count > 1),
+        gr.update(visible=count > 1, value="Both bad (4)" if pair or not count else "All bad (4)"),
         gr.update(visible=count > 0),
         gr.update(visible=count > 2, **({"value": ""} if view.saved or count <= 2 else {})),
         gr.update(visible=count > 2),
+        gr.update(visible=single),
+        gr.update(visible=single),
         "" if view.saved else gr.skip(),
         view.item_id,
         view.to_json(),

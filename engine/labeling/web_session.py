@@ -14,8 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from engine.labeling.store import (CLAIM_SECONDS, PAIR_VERDICTS, RANK_VERDICTS, LabelStore, LabelStoreError, Queue,
-                                   Task)
+from engine.labeling.store import CLAIM_SECONDS, LabelStore, LabelStoreError, Queue, Task, verdicts_for
 
 MAX_NAME_LENGTH = 64
 _RANK_SEPARATORS = re.compile(r"[\s,;>]+")
@@ -147,7 +146,7 @@ class AnnotatorSessions:
                 session.task, session.shown_at = current, time.time()
                 return self._view(session, f"Nothing recorded: this item waited more than {CLAIM_SECONDS / 60:.0f} "
                                            "minutes and went back to the queue. Here is your item now.")
-        allowed = PAIR_VERDICTS if len(task.shown) == 2 else RANK_VERDICTS
+        allowed = verdicts_for(len(task.shown))
         ranking = order = None
         try:
             if verdict not in allowed:
@@ -267,4 +266,4 @@ def _verdict_words(verdict: str, order: list[int] | None) -> str:
     if verdict == "rank":
         return "ranking " + " > ".join(str(d) for d in order or [])
     return {"left": "left better", "right": "right better", "tie": "tie", "both_bad": "both bad",
-            "skip": "skipped"}.get(verdict, verdict)
+            "good": "good", "bad": "bad", "skip": "skipped"}.get(verdict, verdict)

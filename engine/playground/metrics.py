@@ -12,8 +12,11 @@ templates.extract_answer) with the expected one.
 - rouge_l: ROUGE-L F1 (0-1) from rouge-score, on runs of Unicode word characters (lowercased
   unless case_sensitive); a cell's figure is the mean over its examples.
 
-exact_match, contains and regex_match are shares (0-1) in a cell. sacrebleu and rouge-score are
-imported when a BLEU or ROUGE-L figure is computed: this module stays light.
+exact_match, contains and regex_match are shares (0-1) in a cell. A cell's figures that are means
+over its examples also get their standard error (`stderrs`), computed as lm-evaluation-harness
+computes the standard error of its means, so the two backends' error bars read alike; corpus BLEU
+has none. sacrebleu and rouge-score are imported when a BLEU or ROUGE-L figure is computed: this
+module stays light.
 """
 
 from __future__ import annotations
@@ -90,6 +93,22 @@ def aggregate(scores: list[dict], answers: list[str], expected: list[str], metri
         given = [s[name] for s in scores if s.get(name) is not None]
         values[name] = round(sum(float(v) for v in given) / len(given), 4) if given else None
     return values
+
+
+def stderrs(scores: list[dict], metrics: list[str] | tuple[str, ...]) -> dict[str, float | None]:
+    """The standard error of each figure of a cell that is a mean over its examples (all but BLEU):
+    the sample standard deviation (n - 1 in the denominator) over the square root of n. None for
+    BLEU and for a figure with fewer than two examples."""
+    errors: dict[str, float | None] = {}
+    for name in metrics:
+        given = [float(s[name]) for s in scores if s.get(name) is not None]
+        if name == "bleu" or len(given) < 2:
+            errors[name] = None
+            continue
+        mean = sum(given) / len(given)
+        variance = sum((v - mean) ** 2 for v in given) / (len(given) - 1)
+        errors[name] = round((variance / len(given)) ** 0.5, 4)
+    return errors
 
 
 class _WordTokenizer:

@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template, TemplateSyntaxError, UndefinedError
 
 from engine.errors import UserError
-from engine.evaluate_specs import PromptVariant
+from engine.playground.sandbox import SANDBOX
+from engine.specs.evaluate import PromptVariant
 
 COT_INSTRUCTION = ("Let's think step by step. When you are done, write the final answer on its own line, "
                    "starting with \"Answer:\".")
@@ -39,9 +39,6 @@ RESERVED = ("row", "examples")  # template variables of our own; a field with su
 _JINJA_WORDS = {"and", "or", "not", "in", "is", "if", "else", "true", "false", "none", "True", "False", "None"}
 _UNDEFINED = re.compile(r"'([^']+)' is undefined")
 _NO_ATTRIBUTE = re.compile(r"has no attribute '([^']+)'")
-
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-
 
 class TemplateError(UserError):
     type = "template_error"
@@ -75,20 +72,12 @@ class RenderedPrompt:
     model_input: str | None = None  # the token ids decoded: the chat template's markers and bos included
     token_ids: list[int] | None = None
     chat_template: str | None = None  # the Jinja chat template applied; None = the text as is
+    tools: list[dict] | None = None  # tool definitions the chat template writes before the conversation
 
     @property
     def messages(self) -> list[dict]:
         system = [{"role": "system", "content": self.system}] if self.system else []
         return [*system, {"role": "user", "content": self.text}]
-
-
-def syntax_problem(source: str) -> str | None:
-    """What is wrong with a Jinja template's syntax, or None when it parses."""
-    try:
-        _env.parse(source)
-    except TemplateSyntaxError as e:
-        return f"Jinja syntax error on line {e.lineno}: {e.message}"
-    return None
 
 
 def preset_template(preset: str, input_field: str = "input", expected_field: str = "expected") -> str:
@@ -165,7 +154,7 @@ def apply_chat_template(prompt: RenderedPrompt, tokenizer: Any, template: str | 
     and fine-tuning jobs encode prompts."""
     from engine.generate.prompts import Prompt, prompt_token_ids
 
-    record = Prompt(id=where, text=prompt.text, messages=prompt.messages, where=where)
+    record = Prompt(id=where, text=prompt.text, messages=prompt.messages, where=where, tools=prompt.tools)
     ids = prompt_token_ids(record, tokenizer, template)
     return replace(prompt, model_input=tokenizer.decode(ids, skip_special_tokens=False), token_ids=ids,
                    chat_template=template)
@@ -195,7 +184,7 @@ def _variable(name: str) -> str:
 
 def _compile(source: str, variant: str, field_path: str) -> Template:
     try:
-        return _env.from_string(source)
+        return SANDBOX.from_string(source)
     except TemplateSyntaxError as e:
         raise TemplateError(f"The {field_path} of variant '{variant}' is not a valid Jinja template: line {e.lineno}: "
                             f"{e.message}.",

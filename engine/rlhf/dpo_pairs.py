@@ -1,4 +1,5 @@
-"""Preference pairs as token ids for DPO: the prompt, and the chosen and rejected answers after it.
+"""Preferences as token ids for DPO and KTO: the prompt, and the chosen and rejected answers after it
+(or the one judged answer after it).
 
 The ids are those fine-tuning trains on and the generate job prompts with (engine.finetune.rendering):
 the bos token first where the tokenizer starts every text with one, the answer's turn up to its
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from engine.finetune.rendering import IGNORE, render, text_ids
 from engine.generate.prompts import Prompt
 from engine.rlhf.policy_model import prompt_text
-from engine.rlhf.preferences import Pair
+from engine.rlhf.preferences import Judged, Pair
 
 TEXT_SEPARATOR = "\n"  # between a plain-text prompt and its answer (models without a chat template)
 
@@ -28,22 +29,25 @@ class TokenizedPairs:
     empty: int = 0  # pairs with an empty answer, dropped
 
 
-def several_turns(pairs: list[Pair]) -> str | None:
-    """Where the first pair with more than one turn before or in its answers is ("queue x, item 3"),
-    or None when every pair is one prompt and one answer each (plain text can lay those out)."""
-    for pair in pairs:
-        spoken = [m for m in pair.prompt if m.get("role") != "system"]
-        if len(spoken) > 1 or len(pair.chosen) > 1 or len(pair.rejected) > 1:
-            return pair.where
+def several_turns(preferences: list[Pair] | list[Judged]) -> str | None:
+    """Where the first pair (or judged answer) with more than one turn before or in its answers is
+    ("queue x, item 3"), or None when every one is one prompt and one answer each (plain text can
+    lay those out)."""
+    for preference in preferences:
+        spoken = [m for m in preference.prompt if m.get("role") != "system"]
+        answers = (preference.completion,) if isinstance(preference, Judged) else (preference.chosen,
+                                                                                    preference.rejected)
+        if len(spoken) > 1 or any(len(a) > 1 for a in answers):
+            return preference.where
     return None
 
 
-def pair_prompt(pair: Pair) -> Prompt:
+def pair_prompt(pair: Pair | Judged) -> Prompt:
     users = [m.get("content") or "" for m in pair.prompt if m.get("role") == "user"]
     return Prompt(id=pair.where, text=users[-1] if users else "", messages=list(pair.prompt), where=pair.where)
 
 
-def question_of(pair: Pair) -> str:
+def question_of(pair: Pair | Judged) -> str:
     """The question a built-in task would see in this pair's prompt: the last paragraph of the last
     user message (as engine.tasks.generators.check reads it)."""
     return pair_prompt(pair).text.split("\n\n")[-1]
@@ -70,7 +74,25 @@ def tokenize_pairs(pairs: list[Pair], tokenizer, template: str | None, max_lengt
     return result
 
 
-def whole_ids(pair: Pair, answer: list[dict], prompt_ids: list[int], tokenizer,
+def tokenize_judged(answers: list[Judged], tokenizer, template: str | None, max_length: int) -> TokenizedPairs:
+    """Rows {"prompt_ids", "completion_ids", "label"} of judged answers, laid out as pairs are."""
+    result = TokenizedPairs(rows=[])
+    for judged in answers:
+        prompt_ids = text_ids(prompt_text(pair_prompt(judged), tokenizer, template), tokenizer)
+        whole, end = whole_ids(judged, judged.completion, prompt_ids, tokenizer, template)
+        start = _common_prefix(prompt_ids, whole)
+        result.longest = max(result.longest, end)
+        if end <= start:
+            result.empty += 1
+        elif end > max_length:
+            result.too_long += 1
+        else:
+            result.rows.append({"prompt_ids": prompt_ids[:start], "completion_ids": whole[start:end],
+                                "label": judged.good})
+    return result
+
+
+def whole_ids(pair: Pair | Judged, answer: list[dict], prompt_ids: list[int], tokenizer,
               template: str | None) -> tuple[list[int], int]:
     """The ids of the prompt followed by `answer`, and the position after the answer's last trained
     token (its end-of-turn marker, or eos); that position is at most len(prompt_ids) for an empty answer."""

@@ -11,53 +11,30 @@ must read the policy's tokens, which is why its tokenizer has to be the policy's
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-from engine.errors import ModelError
+from engine.errors import ModelError, first_line
 from engine.generate.prompts import Prompt
+from engine.models import load_tokenizer
 from engine.rlhf.checker_reward import answer_text
 from engine.rlhf.reward_data import conversation_ids
-from engine.specs import CHAT_PRESETS
+from engine.specs.chat import CHAT_PRESETS
 
 PROMPT_INDEX = "prompt_index"  # the dataset column holding each row's place in the job's prompt list
 FIELD = "reward.reward_model"
 BATCH = 32
 
 
-def resolve_reward_model(path: str, workspace: Path | None) -> Path:
-    """The folder of a reward model: given, or a reward run's output model."""
-    folder = Path(path).expanduser()
-    if not folder.exists() and workspace is not None and (workspace / "runs" / path).is_dir():
-        folder = workspace / "runs" / path
-    if not folder.is_dir():
-        raise ModelError(f"The reward model {path} ({FIELD}) does not exist.",
-                         "Give a reward run id of this workspace or the folder of its model.")
-    if (folder / "config.json").exists():
-        return folder
-    output = folder / "output" if (folder / "output").is_dir() else folder
-    for name in ("reward_model", "model", "merged"):
-        if (output / name / "config.json").exists():
-            return output / name
-    raise ModelError(f"{folder} ({FIELD}) holds no reward model: no config.json, and no output/model or "
-                     f"output/reward_model of a reward run.",
-                     "Pick a completed reward run, or the folder of a sequence-classification model with one score.")
-
-
-def load_reward_model(folder: Path, policy_tokenizer, policy: str, policy_template: str | None, device: str,
+def load_reward_model(folder: str, policy_tokenizer, policy: str, policy_template: str | None, device: str,
                       dtype: torch.dtype, trust_remote_code: bool) -> tuple[object, object, str]:
     """The reward model in eval mode, after checking that it reads the policy's tokens and gives one
     score; its tokenizer; and the chat template it scores conversations in (the one saved with it,
     which the reward job trained with; else the policy's; else the plain layout, as the reward job's
     default)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except Exception as e:  # noqa: BLE001 - a missing or damaged tokenizer raises many types
-        raise ModelError(f"Could not load the tokenizer of the reward model {folder} ({FIELD}): {_first_line(e)}",
-                         "A reward model folder holds its tokenizer (the reward job saves it).") from None
+    tokenizer = load_tokenizer(folder, FIELD, trust_remote_code, f"the reward model {folder}")
     difference = tokenizer_difference(tokenizer, policy_tokenizer)
     if difference:
         raise ModelError(f"The reward model {folder} ({FIELD}) reads other tokens than the policy {policy}: "
@@ -68,7 +45,7 @@ def load_reward_model(folder: Path, policy_tokenizer, policy: str, policy_templa
         model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=dtype,
                                                                    trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
-        raise ModelError(f"Could not load the reward model {folder} ({FIELD}): {_first_line(e)}",
+        raise ModelError(f"Could not load the reward model {folder} ({FIELD}): {first_line(e)}",
                          "The folder needs a sequence-classification model (config.json and weights), as a "
                          "reward run writes.") from None
     if model.config.num_labels != 1:
@@ -138,7 +115,3 @@ class RewardRecorder:
         self.last = [(i, answer_text(c), r) for i, c, r in zip(kwargs[PROMPT_INDEX], completions, rewards)]
         return rewards
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0].rstrip(".")

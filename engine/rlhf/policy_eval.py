@@ -14,9 +14,9 @@ from transformers import TrainerCallback
 from engine.finetune.rendering import text_ids
 from engine.generate.prompts import Prompt, load_prompts
 from engine.generate.sampling import candidate_seed, generate
-from engine.generate_specs import PromptSource, Sampling
-from engine.preference_specs import TaskEvaluation
 from engine.rlhf.policy_model import prompt_text
+from engine.specs.generate import PromptSource, Sampling
+from engine.specs.rlhf import TaskEvaluation
 from engine.tasks.generators import check
 
 BATCH = 16

@@ -18,6 +18,16 @@ DPO_METRICS = {
     "logps/rejected": "rejected_logp",
     "entropy": "entropy",
 }
+KTO_METRICS = {
+    "loss": "loss",
+    "rewards/chosen": "chosen_reward",  # mean implicit reward of the good answers
+    "rewards/rejected": "rejected_reward",  # of the bad ones
+    "rewards/margins": "reward_margin",
+    "logps/chosen": "chosen_logp",
+    "logps/rejected": "rejected_logp",
+    "kl": "kl",  # KTO's reference point: the policy's KL from the reference on mismatched answers
+    "entropy": "entropy",
+}
 GRPO_METRICS = {
     "loss": "loss",
     "reward": "reward",  # mean reward of the step's answers

@@ -1,8 +1,9 @@
 """The policy of a preference or RL job (`dpo`, `grpo`, later `ppo`): where it is, loading it with its
 SFT adapter merged in, the prompt layout it gets, its LoRA configuration, and saving the result.
 
-Resolving and loading reuse the generate job's code (run ids, checkpoints, adapter folders, the
-check that an adapter fits its model), so a policy is named the same way a generate model is.
+A policy is found as every model entry is (engine/models: run ids, checkpoints, adapter folders) and
+loaded with the generate job's loader (with its check that an adapter fits its model), so a policy
+is named the same way a generate model is.
 
 An SFT adapter (`model.adapter`, or a fine-tuning run whose output is an adapter) is merged into its
 base first: the policy then starts as the SFT model, and the reference model is that same model —
@@ -21,11 +22,17 @@ from pathlib import Path
 import torch
 
 from engine.errors import ModelError, TokenizerError
-from engine.generate.models import ModelChoice, load
+from engine.generate.models import load
 from engine.generate.prompts import Prompt
-from engine.rlhf_specs import PolicyModel, RLMethod
+from engine.kinds import KINDS
+from engine.launch import rank
+from engine.models import ModelChoice
 from engine.rundir import atomic_directory
-from engine.specs import CHAT_PRESETS
+from engine.runner import JobContext
+from engine.specs.chat import CHAT_PRESETS
+from engine.specs.rlhf import RLMethod
+from engine.training.model_card import model_card, usage
+from engine.training.outputs import save_model_folder, write_metrics
 
 
 @dataclass
@@ -35,34 +42,6 @@ class Policy:
     choice: ModelChoice
     template: str | None  # the Jinja chat template prompts are laid out with; None = the prompt text as is
     stops: list[int]  # tokens that end an answer
-
-
-def resolve_policy(source: PolicyModel, workspace: Path | None, field: str = "model") -> ModelChoice:
-    """The model and adapter folders `source` names (`field` is its place in the spec, for messages)."""
-    # The generate job's resolution, with this spec's field names in its messages.
-    from engine.generate.models import adapter_base, locate, model_name
-
-    kind, location = locate(source.path, workspace, f"{field}.path")
-    adapter, adapter_field = None, None
-    if kind == "adapter":
-        if source.adapter:
-            raise ModelError(f"{location} ({field}.path) is itself a PEFT adapter, and {field}.adapter names another "
-                             f"one.",
-                             f"Put the base model in {field}.path and the adapter in {field}.adapter, or leave "
-                             f"{field}.adapter empty to load {location} on the base model it was trained on.")
-        adapter, adapter_field = location, f"{field}.path"
-        base = adapter_base(adapter, adapter_field)
-    else:
-        base = location
-        if source.adapter:
-            adapter_kind, adapter = locate(source.adapter, workspace, f"{field}.adapter")
-            if adapter_kind != "adapter":
-                raise ModelError(f"{adapter} ({field}.adapter) is not a PEFT adapter: it has no adapter_config.json.",
-                                 f"Point {field}.adapter at an adapter folder (a fine-tuning run's output/adapter) "
-                                 f"or at its run, or put a whole model in {field}.path.")
-            adapter_field = f"{field}.adapter"
-    label = model_name(source.path, adapter or base)
-    return ModelChoice(0, label, base, adapter, source.trust_remote_code, field, adapter_field)
 
 
 def load_policy(choice: ModelChoice, device: str, dtype: torch.dtype, log) -> tuple[object, object, bool]:
@@ -82,9 +61,11 @@ def load_policy(choice: ModelChoice, device: str, dtype: torch.dtype, log) -> tu
     return model, tokenizer, changed
 
 
-def save_start_model(model, tokenizer, folder: Path) -> None:
+def save_start_model(ctx: JobContext, model, tokenizer) -> None:
     """Write the start model where TRL can load it as the frozen reference of full training (it builds
-    that reference from the policy's folder), and make the policy name that folder."""
+    that reference from the policy's folder), and make the policy name that folder. Under a launcher
+    each process writes and reads its own copy: no process group exists yet to wait for rank 0's."""
+    folder = ctx.run.path / ("reference" if rank() == 0 else f"reference-rank{rank()}")
     with atomic_directory(folder) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
@@ -154,10 +135,11 @@ def lora_config(method: RLMethod, model):
                            task_type="CAUSAL_LM")
 
 
-def save_policy(model, tokenizer, template: str | None, target: Path, card: str) -> bool:
-    """Write the trained policy to `target` atomically as a whole model (a LoRA adapter merged into
-    its base), loadable with AutoModelForCausalLM, with the tokenizer (carrying the chat template
-    the policy was trained with) and a model card. Returns whether an adapter was merged."""
+def save_policy(ctx: JobContext, model, tokenizer, template: str | None, summary: dict, description: str,
+                state_dict: dict | None = None) -> Path:
+    """output/policy: the trained policy as a whole model (a LoRA adapter merged into its base), loadable
+    with AutoModelForCausalLM, with the tokenizer (carrying the chat template the policy was trained
+    with) and a model card; output/metrics.json with `summary`."""
     from peft import PeftModel
 
     merged = isinstance(model, PeftModel)
@@ -165,46 +147,16 @@ def save_policy(model, tokenizer, template: str | None, target: Path, card: str)
         model = model.merge_and_unload()
     if template is not None:
         tokenizer.chat_template = template
-    with atomic_directory(target) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "README.md").write_text(card, encoding="utf-8")
-    return merged
-
-
-def model_card(kind: str, spec, summary: dict, spec_yaml: str) -> str:
-    rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in summary.items())
-    return f"""---
-library_name: transformers
-base_model: {spec.model.path}
-tags: [atelier, {kind}, rlhf]
----
-
-# {spec.name}
-
-`{spec.model.path}`{f" + adapter `{spec.model.adapter}`" if spec.model.adapter else ""} trained with {kind.upper()} in
-Atelier (method {spec.method.name}; a LoRA adapter is merged into this folder).
-
-## Results
-
-| metric | value |
-|---|---|
-{rows}
-
-## Use
-
-```python
-from transformers import AutoModelForCausalLM, AutoTokenizer
-model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")
-tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
-```
-
-## Spec
-
-```yaml
-{spec_yaml.rstrip()}
-```
-"""
+    spec = ctx.spec
+    start = spec.policy if spec.kind == "ppo" else spec.model
+    card = model_card(spec, summary, tags=[spec.kind, "rlhf"], base_model=start.path, use=usage("AutoModelForCausalLM"),
+                      description=f"`{start.path}`{f' + adapter `{start.adapter}`' if start.adapter else ''} trained "
+                                  f"with {KINDS[spec.kind].title} in Atelier{description} (method {spec.method.name}"
+                                  f"{'; its LoRA adapter is merged into this folder' if merged else ''}).")
+    target = save_model_folder(ctx, "policy", model, tokenizer, card, state_dict=state_dict,
+                               meta={"method": spec.method.name, "merged": merged, "role": "policy"})
+    write_metrics(ctx, summary)
+    return target
 
 
 def _rows_on_disk(base: str) -> int | None:

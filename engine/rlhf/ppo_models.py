@@ -2,10 +2,12 @@
 the reward model and the value model; where they are, the checks that they fit together, and
 loading them.
 
-- The policy is loaded as the generate job loads a model (a run, a folder, a checkpoint, a hub id,
-  with an SFT adapter merged in). The reference is a frozen copy of it, or with LoRA the same
-  weights with the PPO adapter switched off (no second copy in memory).
-- The reward model is a `...ForSequenceClassification` with one label, scoring the conversation
+- The policy is found as every model entry is (engine/models: a run, a folder, a checkpoint, a hub
+  id, with an SFT adapter) and loaded as the generate job loads a model, the adapter merged in.
+  The reference is a frozen copy of it, or with LoRA the same weights with the PPO adapter switched
+  off (no second copy in memory).
+- The reward model (a reward run's output/reward_model, a classifier's folder or a hub id, found by
+  the same locator) is a `...ForSequenceClassification` with one label, scoring the conversation
   with the answer as the reward job encodes it for training (engine/rlhf/reward_data.py), in the
   chat template it was trained with. The value model is a transformer body with a linear head
   applied at every token: a copy of the reward model's body and score head, or the policy's body
@@ -24,14 +26,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.errors import ModelError
-from engine.generate.models import ModelChoice, stop_ids
+from engine.errors import ModelError, first_line
+from engine.generate.models import stop_ids
 from engine.generate.prompts import Prompt
-from engine.ppo_specs import PPOSpec
-from engine.rlhf.policy_model import load_policy, lora_config, prompt_template, resolve_policy
-
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                 "pytorch_model.bin.index.json")
+from engine.models import ModelChoice, choice_tokenizer, load_tokenizer, locate_model, resolve_choice
+from engine.rlhf.policy_model import load_policy, lora_config, prompt_template
+from engine.specs.ppo import PPOSpec
 
 
 class ScalarHeadModel(nn.Module):
@@ -87,16 +87,15 @@ class Located:
 def locate(spec: PPOSpec, workspace: Path | None, prompts: list[Prompt], log) -> Located:
     """Find the policy and the reward model and check that they fit together and the prompts,
     reading only their configurations and tokenizers (fast: bad input fails before any weights load)."""
-    policy = resolve_policy(spec.policy, workspace, "policy")
-    source = policy.adapter if policy.adapter and _has_tokenizer(Path(policy.adapter)) else policy.base
-    tokenizer = _load_tokenizer(source, policy.label, "policy.path", spec.policy.trust_remote_code)
+    policy = resolve_choice(spec.policy, workspace, "policy")
+    tokenizer = choice_tokenizer(policy)
     template = None
     if spec.chat_template != "none":
         several = next((p.where for p in prompts if sum(m["role"] != "system" for m in p.messages) > 1), None)
         template = prompt_template(tokenizer, spec.chat_template, several, "chat_template", policy.label, log)
-    reward = _resolve_reward(spec.reward_model, workspace)
+    reward = locate_model(spec.reward_model, workspace, "reward_model", "reward").path
     _check_reward_config(reward, spec.policy.trust_remote_code)
-    reward_tokenizer = _load_tokenizer(reward, reward, "reward_model", spec.policy.trust_remote_code)
+    reward_tokenizer = load_tokenizer(reward, "reward_model", spec.policy.trust_remote_code)
     check_same_vocabulary(tokenizer, reward_tokenizer, policy.description, reward)
     # The reward job saves the template it trained with; a reward model without one reads what the policy writes.
     own = getattr(reward_tokenizer, "chat_template", None)
@@ -167,37 +166,6 @@ def load_models(spec: PPOSpec, located: Located, device: str, dtype: torch.dtype
                      located.reward_tokenizer, located.score_template)
 
 
-def _resolve_reward(path: str, workspace: Path | None) -> str:
-    """A folder holding the reward model, or a hub id."""
-    folder = Path(path).expanduser()
-    if not folder.exists() and workspace is not None and (workspace / "runs" / path).is_dir():
-        folder = workspace / "runs" / path  # a reward run of this workspace
-    if folder.is_dir():
-        if (folder / "config.json").exists():
-            if not any((folder / name).exists() for name in _WEIGHT_FILES):
-                raise ModelError(f"{folder} (reward_model) has a config.json but no weights.",
-                                 "Copy the model's .safetensors files into the folder, or save it again with "
-                                 "save_pretrained.")
-            return str(folder)
-        output = folder / "output" if (folder / "output").is_dir() else folder
-        for name in ("reward_model", "merged", "model"):
-            if (output / name / "config.json").exists():
-                return _resolve_reward(str(output / name), None)
-        if (output / "adapter" / "adapter_config.json").exists() or (folder / "adapter_config.json").exists():
-            raise ModelError(f"{folder} (reward_model) holds a LoRA adapter, not a whole reward model.",
-                             "Point reward_model at a reward run (it writes the whole model, LoRA merged in, to "
-                             "output/reward_model) or at a folder saved from AutoModelForSequenceClassification.")
-        raise ModelError(f"{folder} (reward_model) holds no reward model: no config.json, and no "
-                         f"output/reward_model of a reward run.",
-                         "Pick a completed reward run of this workspace or a folder saved with save_pretrained.")
-    if folder.exists():
-        raise ModelError(f"{folder} (reward_model) is a file; a model is a folder.", "Point it at the folder.")
-    if "/" in path and not path.startswith((".", "/", "~")):
-        return path
-    raise ModelError(f"The reward model {path} (reward_model) does not exist.",
-                     "Give a reward run id of this workspace, a reward model folder, or a hub id such as owner/name.")
-
-
 def _check_reward_config(reward: str, trust_remote_code: bool) -> None:
     from transformers import AutoConfig
 
@@ -205,7 +173,7 @@ def _check_reward_config(reward: str, trust_remote_code: bool) -> None:
         config = AutoConfig.from_pretrained(reward, trust_remote_code=trust_remote_code)
     except Exception as e:  # noqa: BLE001 - offline hub id, damaged config: the user's to fix
         raise ModelError(f"Could not read the configuration of the reward model {reward} (reward_model): "
-                         f"{_first_line(e)}",
+                         f"{first_line(e)}",
                          "Check the folder or hub id (HF_HUB_OFFLINE=1 forbids downloads).") from None
     architectures = config.architectures or []
     hint = ("Train a reward model with a `kind: reward` run, or point reward_model at a model saved from "
@@ -225,7 +193,7 @@ def _load_reward(path: str, trust_remote_code: bool, device: str, dtype: torch.d
         model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype,
                                                                    trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
-        raise ModelError(f"Could not load the reward model {path} (reward_model): {_first_line(e)}",
+        raise ModelError(f"Could not load the reward model {path} (reward_model): {first_line(e)}",
                          "Check that the folder holds a complete model (config.json and weights).") from None
     if model.config.pad_token_id is None:
         model.config.pad_token_id = pad_token_id  # how its forward finds each row's last token in a padded batch
@@ -241,25 +209,3 @@ def _score_head(reward: nn.Module, path: str) -> nn.Linear:
                          "Set value_model: policy, or use a decoder reward model (LlamaForSequenceClassification, "
                          "Qwen2ForSequenceClassification, …) such as a `kind: reward` run's.")
     return head
-
-
-def _has_tokenizer(folder: Path) -> bool:
-    return any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"))
-
-
-def _load_tokenizer(source: str, label: str, field: str, trust_remote_code: bool):
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except Exception as e:  # noqa: BLE001 - a missing or damaged tokenizer raises many types
-        raise ModelError(f"Could not load the tokenizer of {label} ({field}): {_first_line(e)}",
-                         "The model folder needs its tokenizer files (tokenizer.json or the model's own).") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0].rstrip(".")

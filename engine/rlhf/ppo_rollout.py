@@ -18,10 +18,10 @@ from transformers import LogitsProcessorList
 
 from engine.generate.prompts import Prompt
 from engine.generate.sampling import SeededSampler
-from engine.generate_specs import Sampling
 from engine.rlhf.ppo_math import entropy_from_logits, masked_mean
 from engine.rlhf.ppo_models import PPOModels
 from engine.rlhf.reward_data import conversation_ids
+from engine.specs.generate import Sampling
 
 
 @dataclass

@@ -12,22 +12,30 @@ step of AdamW on the clipped surrogate + value_coef × clipped value loss − en
 from __future__ import annotations
 
 import json
+import pickle
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from engine.ppo_specs import PPOSpec
 from engine.rlhf.ppo_math import (
-    AdaptiveKLController, FixedKLController, gae, kl_penalized_rewards, masked_mean, policy_loss, value_loss, whiten,
+    AdaptiveKLController,
+    FixedKLController,
+    gae,
+    kl_penalized_rewards,
+    masked_mean,
+    policy_loss,
+    value_loss,
+    whiten,
 )
 from engine.rlhf.ppo_models import PPOModels
 from engine.rlhf.ppo_rollout import Rollout, token_logprobs, token_values
-from engine.rundir import atomic_directory
+from engine.errors import ModelError, first_line
+from engine.rundir import CHECKPOINT_STATE, atomic_directory, rotate_checkpoints
+from engine.specs.ppo import PPOSpec
 
-STATE_FILE = "trainer_state.json"  # the name RunDirectory.checkpoints() looks for
+STATE_FILE = CHECKPOINT_STATE  # the name RunDirectory.checkpoints() looks for
 
 
 @dataclass
@@ -113,10 +121,7 @@ class PPOUpdater:
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp / "rng.pt")
             state = {"iteration": iteration, "kl_controller": self.kl.state_dict(), **extra}
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
-        done = sorted((p for p in folder.glob("checkpoint-*") if (p / STATE_FILE).exists()),
-                      key=lambda p: int(p.name.rsplit("-", 1)[1]))
-        for old in done[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        rotate_checkpoints(folder, keep)
         return target
 
     def load(self, checkpoint: Path) -> dict:
@@ -133,16 +138,28 @@ class PPOUpdater:
 
             saved = AutoModelForCausalLM.from_pretrained(checkpoint / "policy", dtype=policy.dtype)
             policy.load_state_dict(saved.state_dict())
-        value = torch.load(checkpoint / "value.pt", map_location="cpu")
+        value = _plain_data(checkpoint / "value.pt")
         missing = [n for n, p in self.models.value.named_parameters() if p.requires_grad and n not in value]
         if missing:
             raise ValueError(f"{checkpoint}/value.pt lacks {len(missing)} weights (e.g. {missing[0]})")
         self.models.value.load_state_dict(value, strict=False)
-        self.optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location="cpu"))
-        rng = torch.load(checkpoint / "rng.pt", weights_only=False)
+        self.optimizer.load_state_dict(_plain_data(checkpoint / "optimizer.pt"))
+        rng = _plain_data(checkpoint / "rng.pt")
         torch.set_rng_state(rng["torch"])
         random.setstate(rng["python"])
         if rng["cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.kl.load_state_dict(state["kl_controller"])
         return state
+
+
+def _plain_data(path: Path):
+    """What a checkpoint file written by `save` holds: tensors, numbers, strings and containers of them.
+    Loaded without unpickling anything else (weights_only): a crafted checkpoint cannot run code here."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ModelError(f"{path} holds more than tensors and plain values, so it was not written by this engine's "
+                         f"PPO checkpoints; it was not loaded ({first_line(e)}).",
+                         "Resume only from checkpoints this engine wrote; delete that checkpoint folder to resume "
+                         "from the one before it, or start the run again.") from None

@@ -1,6 +1,6 @@
 """The model of a reward job: the starting model (a run, a folder, a hub id, optionally with the SFT
-run's LoRA adapter) with a one-score sequence-classification head, the LoRA configuration that
-trains it, and the single model folder it is saved as.
+run's LoRA adapter, found by engine/models) with a one-score sequence-classification head, the LoRA
+configuration that trains it, and the single model folder it is saved as.
 
 Everything goes through transformers (`AutoModelForSequenceClassification`, which puts the head on
 any decoder it supports) and PEFT.
@@ -17,51 +17,13 @@ import torch
 from engine.devices import Placement, check_fits
 from engine.errors import ModelError
 from engine.finetune.memory import lora_trainable
-from engine.finetune.model import linear_module_names, meta_model
-from engine.generate.models import ModelChoice, adapter_base, load, locate
-from engine.reward_specs import RewardSpec
-from engine.rlhf_specs import PolicyModel, RLMethod
+from engine.finetune.model import linear_module_names, meta_model, targeted_shapes
+from engine.generate.models import load
+from engine.models import ModelChoice
+from engine.specs.reward import RewardSpec
+from engine.specs.rlhf import RLMethod
 
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 SCORE_HEADS = ["score", "classifier"]  # what AutoModelForSequenceClassification calls the head, by architecture
-
-
-def resolve_policy_model(model: PolicyModel, workspace: Path | None) -> ModelChoice:
-    """Where `model.path` (and `model.adapter`) are: a model folder or hub id, and an adapter folder or None.
-
-    The same rules as a generate job's models (run ids, run folders, checkpoints, adapter folders
-    loaded on the base they name), with messages that name `model.path` and `model.adapter`.
-    """
-    kind, location = locate(model.path, workspace, "model.path")
-    adapter, adapter_field = None, None
-    if kind == "adapter":
-        if model.adapter:
-            raise ModelError(f"{location} (model.path) is itself a PEFT adapter, and model.adapter names another one.",
-                             "Put the base model in model.path and the adapter in model.adapter, or leave "
-                             "model.adapter empty to use the adapter on the base model it was trained on.")
-        adapter, adapter_field = location, "model.path"
-        base = adapter_base(adapter, adapter_field)
-    else:
-        base = location
-        if model.adapter:
-            adapter_kind, adapter = locate(model.adapter, workspace, "model.adapter")
-            if adapter_kind != "adapter":
-                raise ModelError(f"{adapter} (model.adapter) is not a PEFT adapter: it has no adapter_config.json.",
-                                 "Point model.adapter at an adapter folder (a fine-tuning run's output/adapter) or at "
-                                 "its run; a whole model goes in model.path.")
-            adapter_field = "model.adapter"
-    label = f"{base} + adapter {adapter}" if adapter else base
-    return ModelChoice(0, label, base, adapter, model.trust_remote_code, "model", adapter_field)
-
-
-def load_tokenizer(choice: ModelChoice):
-    """The adapter's tokenizer when it saved one (a fine-tuning run that added chat markers did), else
-    the model's; with a pad token (the eos token when it has none)."""
-    from engine.finetune.model import load_tokenizer as load_from
-
-    if choice.adapter and any((Path(choice.adapter) / name).exists() for name in _TOKENIZER_FILES):
-        return load_from(choice.adapter, choice.trust_remote_code)
-    return load_from(choice.base, choice.trust_remote_code)
 
 
 def load_score_model(choice: ModelChoice, dtype: torch.dtype, scratch: Path, log):
@@ -99,9 +61,8 @@ def check_memory(spec: RewardSpec, choice: ModelChoice, placement: Placement) ->
     if spec.method.name == "full":
         trainable = parameters
     else:
-        targets = len(spec.method.lora.target_modules or linear_module_names(structure))
-        intermediate = getattr(config, "intermediate_size", None) or 4 * hidden
-        trainable = lora_trainable(hidden, layers, intermediate, spec.method.lora.rank, targets)
+        trainable = lora_trainable(targeted_shapes(structure, spec.method.lora.target_modules), spec.method.lora.rank,
+                                   dora=spec.method.lora.use_dora)
     tokens = 2 * spec.train.batch_size * spec.data.max_length
     layers_kept = 1 if spec.train.gradient_checkpointing else layers
     activations = tokens * 34 * hidden * bytes_per_weight / 2 * layers_kept
@@ -114,6 +75,7 @@ def check_memory(spec: RewardSpec, choice: ModelChoice, placement: Placement) ->
 
 def _classifier(source: str, choice: ModelChoice, dtype: torch.dtype):
     from transformers import AutoModelForSequenceClassification
+
     # TRL's scoped switch: "score.weight missing" and "lm_head unexpected" are the expected result of
     # loading a causal LM as a classifier, not problems worth a warning.
     from trl.trainer.reward_trainer import suppress_seqcls_warning

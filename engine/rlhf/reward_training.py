@@ -8,16 +8,18 @@ preference data has loaded, so that bad data is reported at once.
 from __future__ import annotations
 
 import datasets
+import torch
 from transformers import TrainerCallback
 from trl import RewardConfig, RewardTrainer
 
 from engine.devices import Placement
-from engine.distributed_config import trainer_arguments
-from engine.launch import inside_launcher
+from engine.rlhf.reward_model import SCORE_HEADS
 from engine.rlhf.reward_scoring import PairScorer
 from engine.runner import JobContext
+from engine.training.arguments import training_arguments
 from engine.training.events_callback import EventsCallback
-from engine.training.reporting import trainer_reporting
+from engine.training.batches import CountingTokens, TokenCounts
+from engine.training.pairs import PackedPairCollator, RecordScores
 
 
 class PairwiseEvalCallback(TrainerCallback):
@@ -41,44 +43,52 @@ class PairwiseEvalCallback(TrainerCallback):
                 "mean_reward": logs.get("mean_reward")})
 
 
+class CountingRewardTrainer(CountingTokens, RewardTrainer):
+    """TRL's RewardTrainer counting its batches' tokens: tokens/s and padding efficiency, as fine-tuning's."""
+
+
+class PackedRewardTrainer(CountingRewardTrainer):
+    """TRL's RewardTrainer on packed pairs (PackedPairCollator): the model answers through RecordScores with one
+    score per record, so TRL's own loss (Bradley–Terry, margin, centering) and metrics apply unchanged."""
+
+    def __init__(self, *args, score_head: torch.nn.Module, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.score_head = score_head
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        positions = inputs.pop("score_positions")
+        return super().compute_loss(RecordScores(model, self.score_head, positions), inputs,
+                                    return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+
+def score_head(model) -> torch.nn.Module:
+    """The module that makes the scores (PEFT's copy of it under LoRA): found before the Trainer wraps the model,
+    as DDP and the other wrappers keep the module itself."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for name in SCORE_HEADS:
+        if hasattr(base, name):
+            return getattr(base, name)
+    raise AttributeError(f"{type(base).__name__} has none of the score heads {SCORE_HEADS}")
+
+
 def build_trainer(ctx: JobContext, placement: Placement, model, tokenizer, train_rows: list[dict],
-                  scorer: PairScorer, parameters: int) -> RewardTrainer:
-    """A RewardTrainer on pre-tokenized pairs ({"chosen_ids", "rejected_ids"}), checkpointing into the run."""
-    spec, train = ctx.spec, ctx.spec.train
-    datasets.disable_progress_bars()
-    args = RewardConfig(
-        output_dir=str(ctx.run.checkpoints_dir),
-        max_steps=train.max_steps,
-        per_device_train_batch_size=train.batch_size,
-        gradient_accumulation_steps=train.gradient_accumulation,
-        learning_rate=train.learning_rate,
-        lr_scheduler_type=train.schedule if train.schedule != "constant" else "constant_with_warmup",
-        warmup_steps=train.warmup_steps,
-        weight_decay=train.weight_decay,
-        max_grad_norm=train.max_grad_norm or None,
-        optim="adamw_torch",
-        activation_checkpointing=train.gradient_checkpointing,  # TRL's default is on; ours is the spec's
-        bf16=placement.bf16,  # TRL's default is bf16 whenever fp16 is off; ours is the placement's
-        fp16=placement.fp16,
-        use_cpu=placement.device == "cpu",
-        ddp_backend="gloo" if placement.device == "cpu" and inside_launcher() else None,
+                  scorer: PairScorer, parameters: int, packed: bool = False) -> CountingRewardTrainer:
+    """A RewardTrainer on pre-tokenized pairs ({"chosen_ids", "rejected_ids"}), checkpointing into the run;
+    with `packed`, each batch's pairs in one padding-free row."""
+    train = ctx.spec.train
+    args = RewardConfig(**training_arguments(
+        ctx, placement, has_eval=False,  # the held-out pairs are measured by PairwiseEvalCallback, over every pair
         ddp_find_unused_parameters=False,
-        logging_strategy="steps",
-        logging_steps=train.log_every,
-        eval_strategy="no",  # the held-out pairs are measured by PairwiseEvalCallback, over every pair
-        save_strategy="steps",
-        save_steps=train.checkpoint_every,
-        save_total_limit=train.keep_checkpoints,
-        seed=spec.seed,
-        data_seed=spec.seed,
-        **trainer_reporting(ctx),
-        disable_tqdm=True,
         max_length=None,  # too-long pairs were dropped (and counted) before
-        center_rewards_coefficient=train.center_rewards,
-        **trainer_arguments(spec.resources),
-    )
+        center_rewards_coefficient=train.center_rewards))
     lengths = [len(r["chosen_ids"]) + len(r["rejected_ids"]) for r in train_rows]
+    counts = TokenCounts()
     events = EventsCallback(ctx, sequences_per_step=2 * train.batch_size * train.gradient_accumulation,
-                            tokens_per_sequence=int(sum(lengths) / (2 * len(lengths))), parameters=parameters)
-    return RewardTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(train_rows),
-                         processing_class=tokenizer, callbacks=[events, PairwiseEvalCallback(ctx, scorer)])
+                            tokens_per_sequence=int(sum(lengths) / (2 * len(lengths))), parameters=parameters,
+                            counts=counts)
+    common = dict(model=model, args=args, train_dataset=datasets.Dataset.from_list(train_rows),
+                  processing_class=tokenizer, callbacks=[events, PairwiseEvalCallback(ctx, scorer)], counts=counts)
+    if not packed:
+        return CountingRewardTrainer(**common)
+    collator = PackedPairCollator(tokenizer.pad_token_id, flash_attention=placement.device.startswith("cuda"))
+    return PackedRewardTrainer(**common, data_collator=collator, score_head=score_head(model))

@@ -51,7 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine.serve.models import GIB, ModelPool
     from engine.serve.protocol import MessageWriter
     from engine.serve.server import Server
-    from engine.spec_base import InferenceResources
+    from engine.specs.base import InferenceResources
 
     writer = MessageWriter(protocol)
     try:

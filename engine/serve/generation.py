@@ -25,8 +25,11 @@ from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
 from engine.errors import DataError
+from engine.finetune.formats import parse_turns
+from engine.finetune.tool_calls import normalise_tools
 from engine.generate.prompts import Prompt, prompt_token_ids
 from engine.generate.sampling import SeededSampler
+from engine.models import model_positions
 from engine.serve.models import LoadedModel
 from engine.serve.protocol import GenerateRequest, MessageWriter
 
@@ -146,14 +149,17 @@ class TokenStream(BaseStreamer):
 
 def prompt_ids(request: GenerateRequest, loaded: LoadedModel, template: str | None) -> list[int]:
     """The prompt's token ids as the generate job lays them out (engine/generate/prompts.py)."""
+    where = f"request {request.id!r}"
     if request.prompt is not None:
         messages = [{"role": "user", "content": request.prompt}]
-    else:
-        messages = [m.model_dump() for m in request.messages]
+    else:  # read as fine-tuning reads a conversation, tool turns included
+        messages = parse_turns([m.model_dump(exclude_none=True) for m in request.messages], where, "messages",
+                               sharegpt=False, tools=True)
     spoken = [m for m in messages if m["role"] != "system"]
     text = spoken[0]["content"] if len(spoken) == 1 else "\n\n".join(
         f"{m['role'].capitalize()}: {m['content']}" for m in spoken)
-    prompt = Prompt(id=str(request.id), text=text, messages=messages, where=f"request {request.id!r}")
+    prompt = Prompt(id=str(request.id), text=text, messages=messages, where=where,
+                    tools=normalise_tools(request.tools, f"{where}, tools"))
     return prompt_token_ids(prompt, loaded.tokenizer, template)
 
 
@@ -175,7 +181,7 @@ def _generate(generation: Generation, loaded: LoadedModel, writer: MessageWriter
     request, sampling = generation.request, generation.request.sampling
     template, stops = loaded.layout(request.chat_template, log)
     ids = prompt_ids(request, loaded, template)
-    context = getattr(loaded.model.config, "max_position_embeddings", None)
+    context = model_positions(loaded.model.config)
     if context and len(ids) >= context:
         raise DataError(f"The prompt is {len(ids)} tokens long; {loaded.model_id} reads at most {context} "
                         f"(prompt or messages).", "Shorten the prompt or the conversation.")

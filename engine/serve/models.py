@@ -18,8 +18,9 @@ import torch
 
 from engine.devices import Placement
 from engine.errors import ModelError, ResourceError
-from engine.generate.models import ModelChoice, load, prompt_template, resolve_model, stop_ids
-from engine.generate_specs import ModelSource
+from engine.generate.models import load, prompt_template, stop_ids
+from engine.models import ModelChoice, resolve_choice
+from engine.specs.generate import ModelSource
 
 GIB = 2**30
 Log = Callable[[str, str], None]
@@ -97,7 +98,7 @@ class ModelPool:
              pin: bool = False) -> tuple[LoadedModel, bool]:
         """(the model, whether it was loaded already); `pin` marks it busy before anyone can evict it.
         Raises ModelError (a bad path, a model that does not load) or ResourceError (over the budget)."""
-        choice = resolve_model(source, self.workspace)
+        choice = resolve_choice(source, self.workspace, "model")
         with self._loading:
             with self._lock:
                 existing = next((m for m in self._models.values()
@@ -107,9 +108,8 @@ class ModelPool:
                     return existing, True
                 self._make_room(estimated_bytes(choice), choice.label, evicted)
             started = time.perf_counter()
-            dtype = torch.bfloat16 if self.placement.bf16 else torch.float16 if self.placement.fp16 else torch.float32
             torch.manual_seed(0)  # what loading initialises at random (new embedding rows) is the same each time
-            model, tokenizer = load(choice, self.placement.device, dtype, log)
+            model, tokenizer = load(choice, self.placement.device, self.placement.dtype, log)
             size = memory_bytes(model)
             with self._lock:
                 try:

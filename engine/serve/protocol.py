@@ -14,12 +14,13 @@ from typing import Annotated, Any, Literal, TextIO
 
 from pydantic import Field, StrictInt, StrictStr, ValidationError, model_validator
 
-from engine.generate_specs import ModelSource
-from engine.protocol import encode
-from engine.spec_base import StrictModel
+from engine.protocol import encode, has_lone_surrogates
+from engine.specs.base import StrictModel
+from engine.specs.chat import PROMPT_TEMPLATE_CHOICES, PromptTemplateChoice
+from engine.specs.generate import ModelSource
 
 RequestId = Annotated[StrictStr | StrictInt, Field(description="Chosen by the client; echoed by every response.")]
-CHAT_TEMPLATES = ("auto", "model", "chatml", "plain", "none")
+CHAT_TEMPLATES = PROMPT_TEMPLATE_CHOICES
 DOCS = "docs/protocol.md (serve) lists every request and field."
 
 
@@ -32,8 +33,11 @@ class RequestError(Exception):
 
 
 class Message(StrictModel):
-    role: Literal["system", "user", "assistant"]
-    content: str
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = Field(
+        None, description="An assistant's calls, OpenAI's spelling: {type: function, function: {name, arguments}}.")
+    tool_call_id: str | None = Field(None, description="A tool turn: the call it answers.")
 
 
 class ServeSampling(StrictModel):
@@ -66,7 +70,10 @@ class GenerateRequest(StrictModel):
     prompt: str | None = None
     messages: list[Message] | None = Field(None, min_length=1)
     sampling: ServeSampling = Field(default_factory=ServeSampling)
-    chat_template: Literal["auto", "model", "chatml", "plain", "none"] = "auto"
+    chat_template: PromptTemplateChoice = "auto"
+    tools: list[dict[str, Any]] | None = Field(
+        None, description="Tool definitions the chat template writes before the conversation (OpenAI's "
+                          "{type: function, function: {name, description, parameters}}).")
 
     @model_validator(mode="after")
     def _one_of_each(self) -> GenerateRequest:
@@ -74,9 +81,9 @@ class GenerateRequest(StrictModel):
             raise ValueError("give exactly one of model_id (a loaded model) and model (a model to load)")
         if (self.prompt is None) == (self.messages is None):
             raise ValueError("give exactly one of prompt (text) and messages (a conversation)")
-        if self.messages is not None and self.messages[-1].role != "user":
-            raise ValueError(f"messages must end with the user's turn, the one the model answers (the last is "
-                             f"{self.messages[-1].role})")
+        if self.messages is not None and self.messages[-1].role not in ("user", "tool"):
+            raise ValueError(f"messages must end with the user's turn (or a tool's result), the one the model "
+                             f"answers (the last is {self.messages[-1].role})")
         return self
 
 
@@ -108,8 +115,14 @@ REQUESTS: dict[str, type[StrictModel]] = {
 }
 
 
+MAX_REQUEST_BYTES = 16 << 20  # a request line longer than this is refused, never held in memory
+
+
 def parse_request(line: bytes | str) -> Request | None:
     """The request on one line (None for a blank line); RequestError naming the field otherwise."""
+    if len(line) > MAX_REQUEST_BYTES:
+        raise RequestError(f"A request line is longer than {MAX_REQUEST_BYTES:,} bytes.",
+                           "Send shorter prompts (or fewer messages). " + DOCS)
     try:
         text = line.decode("utf-8") if isinstance(line, bytes) else line
     except UnicodeDecodeError as e:
@@ -121,17 +134,26 @@ def parse_request(line: bytes | str) -> Request | None:
     except json.JSONDecodeError as e:
         raise RequestError(f"A request line is not JSON ({e.msg} at column {e.colno}): {text.strip()[:120]}",
                            "Send one JSON object per line. " + DOCS) from None
+    except RecursionError:
+        raise RequestError("A request line is nested too deeply to be a request.",
+                           "Send one flat JSON object per line. " + DOCS) from None
+    except ValueError as e:  # an integer of thousands of digits
+        raise RequestError(f"A request line holds a value this server does not read ({e}).",
+                           "Ids and numbers are at most a few digits long. " + DOCS) from None
     if not isinstance(data, dict):
         raise RequestError(f"A request must be a JSON object, not {type(data).__name__}.",
                            'Send {"op": ..., "id": ..., ...}. ' + DOCS)
+    if "\\ud" in text.lower() and has_lone_surrogates(data):
+        raise RequestError("A request holds a \\u escape of half a character (a lone surrogate), which is not text.",
+                           "Escape characters outside the basic plane as surrogate pairs, or send them as UTF-8. " + DOCS)
     request_id = data.get("id")
     if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
         given = "no id" if request_id is None else f"the id {json.dumps(request_id)[:60]}"
         raise RequestError(f"The request has {given} (field id): {text.strip()[:120]}",
                            "Give every request an id, a string or an integer; the answers carry it.")
     op = data.get("op")
-    if op not in REQUESTS:
-        what = "has no op" if op is None else f"has an unknown op {op!r}"
+    if not isinstance(op, str) or op not in REQUESTS:
+        what = "has no op" if op is None else f"has an unknown op {repr(op)[:60]}"
         raise RequestError(f"The request {what} (field op).", f"op is one of {', '.join(REQUESTS)}. " + DOCS,
                            request_id)
     try:

@@ -19,8 +19,9 @@ from engine.errors import UserError
 from engine.protocol import PROTOCOL_VERSION
 from engine.serve.generation import Generation, Turns, run_generation
 from engine.serve.models import GIB, LoadedModel, ModelPool
-from engine.serve.protocol import (REQUESTS, CancelRequest, GenerateRequest, LoadRequest, MessageWriter,
-                                   ModelsRequest, RequestError, ShutdownRequest, UnloadRequest, parse_request)
+from engine.serve.protocol import (MAX_REQUEST_BYTES, REQUESTS, CancelRequest, GenerateRequest, LoadRequest,
+                                   MessageWriter, ModelsRequest, RequestError, ShutdownRequest, UnloadRequest,
+                                   parse_request)
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,11 @@ class Server:
                              memory_budget_gib=round(self.pool.budget_bytes / GIB, 4), max_active=self.max_active,
                              ops=list(REQUESTS))
             while shutdown is None and not self.writer.closed.is_set():
-                line = stdin.readline()
+                line = stdin.readline(MAX_REQUEST_BYTES + 1)
                 if not line:
                     break  # the client closed our stdin: it is gone
+                if len(line) > MAX_REQUEST_BYTES and not line.endswith(b"\n"):
+                    self._skip_rest_of_line(stdin)
                 shutdown = self.handle(line)
         except KeyboardInterrupt:
             log.info("interrupted: stopping")
@@ -55,7 +58,15 @@ class Server:
         self.writer.send("shutdown", shutdown.id if shutdown else None)
         return 0
 
+    @staticmethod
+    def _skip_rest_of_line(stdin: BinaryIO) -> None:
+        """Read past the rest of an over-long request line, a piece at a time (it is refused as a whole)."""
+        while (piece := stdin.readline(MAX_REQUEST_BYTES)) and not piece.endswith(b"\n"):
+            pass
+
     def handle(self, line: bytes) -> ShutdownRequest | None:
+        """Act on one request line. Whatever it holds, the server answers (an `error` for what it cannot
+        act on) and goes on serving."""
         try:
             request = parse_request(line)
         except RequestError as e:
@@ -64,10 +75,7 @@ class Server:
         if isinstance(request, ShutdownRequest):
             return request
         if request is not None:
-            try:
-                self._dispatch(request)
-            except (RequestError, UserError) as e:
-                self.writer.error(e, request.id)
+            self._guarded(request.id, self._dispatch, request)
         return None
 
     def stop(self) -> None:
@@ -139,10 +147,11 @@ class Server:
         generation.cancelled.set()  # its `done` says finish: cancelled
 
     def _guarded(self, request_id: Any, work, *args) -> None:
-        """Runs on a worker thread: whatever fails becomes an `error` line, and the server goes on."""
+        """Does a request's work (on a worker thread, or at once): whatever fails becomes an `error` line,
+        and the server goes on."""
         try:
             work(*args)
-        except UserError as e:
+        except (RequestError, UserError) as e:
             self.writer.error(e, request_id)
         except Exception as e:  # noqa: BLE001 - a failed request must not end the server
             traceback.print_exc()  # stderr: the engine's log

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 
 import psutil
 import torch
 from transformers import TrainerCallback
 
+from engine.progress import ProgressMeter
 from engine.runner import JobContext
+from engine.training.batches import TokenCounts
 
 
 def memory_mb() -> float:
@@ -24,10 +25,26 @@ def memory_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def optimizer_chain(optimizer) -> str:
+    """The optimizer as the run uses it, wrappers first: "DeepSpeedZeroOptimizer_Stage3 over DeepSpeedCPUAdam"
+    (accelerate's own wrapper, in every run, is left out)."""
+    names = []
+    while optimizer is not None and len(names) < 4:
+        if type(optimizer).__name__ != "AcceleratedOptimizer":
+            names.append(type(optimizer).__name__)
+        optimizer = getattr(optimizer, "optimizer", None)
+    return " over ".join(names)
+
+
 class EventsCallback(TrainerCallback):
     def __init__(self, ctx: JobContext, sequences_per_step: int, tokens_per_sequence: int, parameters: int,
-                 sample: Callable[[object], list[tuple[str, str]]] | None = None, sample_every: int = 0):
+                 sample: Callable[[object], list[tuple[str, str]]] | None = None, sample_every: int = 0,
+                 counts: TokenCounts | None = None):
+        """`tokens_per_sequence` estimates tokens/s for a kind whose batches are not counted; `counts`
+        (the tokens of each batch, engine/training/batches.py) measures them instead and adds trained
+        tokens/s and padding efficiency."""
         self.ctx = ctx
+        self.counts = counts
         self.sequences_per_step = sequences_per_step
         self.tokens_per_step = sequences_per_step * tokens_per_sequence
         self.parameters = parameters
@@ -36,23 +53,14 @@ class EventsCallback(TrainerCallback):
         self._step_started = 0.0
         self._step_seconds = 0.0  # time inside training steps since the last log (no eval, no sampling)
         self._steps_since_log = 0
-        self._recent = deque(maxlen=50)  # recent step durations, for the ETA
-        self._last_progress = 0.0
+        self._busy_seconds = 0.0  # time inside training steps since training began, for the ETA
+        self.progress: ProgressMeter | None = None
 
-    def _eta(self, state) -> float | None:
-        if not self._recent:
-            return None
-        return (state.max_steps - state.global_step) * sum(self._recent) / len(self._recent)
-
-    def _progress(self, state, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last_progress >= 1.0:
-            self._last_progress = now
-            self.ctx.events.progress("train", state.global_step, state.max_steps, "steps", self._eta(state))
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.ctx.update_status(step=state.global_step)
-        self._progress(state, force=True)
+    def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+        self.progress = ProgressMeter(self.ctx, "train", state.max_steps, "steps")
+        self.progress.update(state.global_step, force=True)
+        if optimizer is not None:
+            self.ctx.events.log("info", f"Optimizer: {optimizer_chain(optimizer)}.")
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_started = time.perf_counter()
@@ -60,8 +68,8 @@ class EventsCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         elapsed = time.perf_counter() - self._step_started
         self._step_seconds += elapsed
+        self._busy_seconds += elapsed
         self._steps_since_log += 1
-        self._recent.append(elapsed)
         self.ctx.step = state.global_step
         if self._cancel_agreed(args):
             control.should_save = True
@@ -69,7 +77,7 @@ class EventsCallback(TrainerCallback):
         elif self.sample and self.sample_every and state.global_step % self.sample_every == 0:
             for prompt, text in self.sample(kwargs["model"]):
                 self.ctx.events.sample(state.global_step, prompt, text)
-        self._progress(state, force=state.global_step == state.max_steps)
+        self.progress.update(state.global_step, busy_s=self._busy_seconds)
 
     def _cancel_agreed(self, args) -> bool:
         """Whether to stop now. With several processes, a cancel reaches rank 0 only (its pid is the
@@ -92,6 +100,12 @@ class EventsCallback(TrainerCallback):
                   "epoch": logs.get("epoch"), "memory_mb": round(memory_mb(), 1)}
         if self._step_seconds > 0:
             tokens_per_s = self.tokens_per_step * self._steps_since_log / self._step_seconds
+            if self.counts is not None:
+                real, trained, slots = self.counts.take()
+                tokens_per_s = real / self._step_seconds
+                values["trained_tokens_per_s"] = round(trained / self._step_seconds, 1)
+                # Real tokens over the slots the batches computed: 1.0 when packed, less with padding.
+                values["padding_efficiency"] = round(real / slots, 4) if slots else None
             values["tokens_per_s"] = round(tokens_per_s, 1)
             values["samples_per_s"] = round(self.sequences_per_step * self._steps_since_log / self._step_seconds, 2)
             # Training FLOPs ≈ 6 × parameters × tokens (Kaplan et al.); MFU needs the device peak, which

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from transformers import (AutoModelForCausalLM, BertConfig, BertForMaskedLM, GPT2Config, LlamaConfig,
-                          PreTrainedModel, PreTrainedTokenizerBase)
+from transformers import (
+    AutoModelForCausalLM,
+    BertConfig,
+    BertForMaskedLM,
+    GPT2Config,
+    LlamaConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
+from engine.models.positions import scale_rope
 from engine.sizing import intermediate_size
-from engine.specs import ModelSpec
+from engine.specs.pretrain import ModelSpec
 
 
 def build_config(model: ModelSpec, tokenizer: PreTrainedTokenizerBase):
@@ -14,11 +22,14 @@ def build_config(model: ModelSpec, tokenizer: PreTrainedTokenizerBase):
     special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                    pad_token_id=tokenizer.pad_token_id)
     if model.architecture == "llama":
-        return LlamaConfig(
+        config = LlamaConfig(
             vocab_size=vocab, hidden_size=model.hidden_size, num_hidden_layers=model.layers,
             num_attention_heads=model.heads, num_key_value_heads=model.kv_heads or model.heads,
             intermediate_size=intermediate_size(model), max_position_embeddings=model.context_length,
             attention_dropout=model.dropout, tie_word_embeddings=model.tie_embeddings, **special)
+        if model.rope_scaling is not None:
+            scale_rope(config, model.rope_scaling)
+        return config
     if model.architecture == "gpt2":
         return GPT2Config(
             vocab_size=vocab, n_embd=model.hidden_size, n_layer=model.layers, n_head=model.heads,

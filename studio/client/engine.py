@@ -198,9 +198,19 @@ class EngineCommand(_EngineProcess):
 
 
 def _last_json(text: str) -> Any:
-    """The JSON answer at the end of `text`: its last line that parses, or an indented document that
-    starts on a line of its own (libraries may print before either)."""
+    """The JSON answer at the end of `text`: the whole text, else an indented document that starts on a line
+    of its own, else its last line that parses (libraries may print before either). Documents come before
+    lines: a line inside an indented document may parse on its own (the last item of a list of paths)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
     lines = text.strip().splitlines()
+    for start in reversed([i for i, line in enumerate(lines) if line in ("{", "[")]):
+        try:
+            return json.loads("\n".join(lines[start:]))
+        except json.JSONDecodeError:
+            continue
     for line in reversed(lines):
         line = line.strip()
         if line:
@@ -208,11 +218,6 @@ def _last_json(text: str) -> Any:
                 return json.loads(line)
             except json.JSONDecodeError:
                 continue
-    for start in reversed([i for i, line in enumerate(lines) if line in ("{", "[")]):
-        try:
-            return json.loads("\n".join(lines[start:]))
-        except json.JSONDecodeError:
-            continue
     raise ValueError("no JSON line")
 
 
@@ -296,14 +301,21 @@ class LatestCommand(QObject):
     def start(self, command: EngineCommand, key: str) -> None:
         self.stop()
         self.command, self.key = command, key
-        command.succeeded.connect(lambda result, c=command: self._answer(c, self.succeeded, result))
-        command.failed.connect(lambda message, c=command: self._answer(c, self.failed, message))
+        # Bound methods, not lambdas: Qt drops these connections when this object is deleted first.
+        command.succeeded.connect(self._command_succeeded)
+        command.failed.connect(self._command_failed)
 
     def stop(self) -> None:
         """Stop the command running (if any); its answer will not be signalled."""
         command, self.command, self.key = self.command, None, None
         if command is not None:
             command.stop()
+
+    def _command_succeeded(self, result: Any) -> None:
+        self._answer(self.sender(), self.succeeded, result)
+
+    def _command_failed(self, message: str) -> None:
+        self._answer(self.sender(), self.failed, message)
 
     def _answer(self, command: EngineCommand, signal: Any, value: Any) -> None:
         if command is not self.command:
@@ -319,6 +331,7 @@ class LocalEngine(QObject):
     """
 
     name = "local"
+    is_remote = False
 
     def __init__(self, python: str | os.PathLike | None = None, workspace: str | os.PathLike = ".",
                  entry: list[str] | None = None, env: dict[str, str] | None = None,
@@ -374,9 +387,36 @@ class LocalEngine(QObject):
         args = ["preview", str(Path(spec_path).resolve()), "--json"] + (["--sample", str(sample)] if sample else [])
         return self._command(args, action)
 
+    def schema(self) -> EngineCommand:
+        """`schema`: the JSON schema of every job spec this engine runs; succeeded(text)."""
+        return self._command(["schema"], "read the engine's job specs", expect_json=False)
+
+    def validate(self, spec_path: str | os.PathLike) -> EngineCommand:
+        """`validate SPEC`: the engine's own checks, those across fields included; an invalid spec fails
+        with the engine's problem lines in `exit.stderr` (see `engine_schema.problems_from_engine`)."""
+        return self._command(["validate", str(Path(spec_path).resolve())], "check the spec", expect_json=False)
+
     def labels(self, args: list[str], action: str) -> EngineCommand:
         """`labels ARGS --json` (import, import-batch, export, stats of labeling queues); succeeded(dict)."""
         return self._command(["labels", *args, "--json"], action)
+
+    def queue(self, *args: str, action: str, expect_json: bool = False) -> EngineCommand:
+        """`queue ARGS`: `list --json` (succeeded(dict), with expect_json), `move RUN --to K`, `pause`,
+        `resume`, `cancel RUN`."""
+        return self._command(["queue", *args], action, expect_json)
+
+    def queue_stamp(self) -> tuple | None:
+        """When this workspace's queue files last changed, or None where it has no queue: asking the
+        engine costs a process, so the studio asks again only when this changes."""
+        folder = self.workspace / "queue"
+        stamps = []
+        for name in ("queue.sqlite", "queue.sqlite-wal"):
+            try:
+                stat = (folder / name).stat()
+            except OSError:
+                continue
+            stamps.append((name, stat.st_mtime_ns, stat.st_size))
+        return tuple(stamps) or None
 
     def attach(self, run_id: str, from_seq: int = 0, follow: bool = True) -> EventStream:
         args = ["attach", run_id, "--from-seq", str(from_seq), "--json"] + (["--follow"] if follow else [])
@@ -426,6 +466,12 @@ class LocalEngine(QObject):
             return find_run(self.workspace, run_id)
         except LookupError:
             return None
+
+    def scheduled(self, run_id: str) -> bool:
+        """Whether the run was submitted to Slurm (`run --slurm` writes its batch script, slurm.sh, into
+        the run folder): its job's state is then worth asking `show` for."""
+        run = self.run_directory(run_id)
+        return run is not None and (run.path / "slurm.sh").is_file()
 
     def run_status(self, run_id: str) -> RunStatus | None:
         """status.json of the run, with a run whose process is gone reported as failed."""

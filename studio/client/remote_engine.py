@@ -29,6 +29,7 @@ from engine import __version__ as STUDIO_ENGINE_VERSION
 from engine.protocol import PROTOCOL_VERSION, Event
 from engine.rundir import RunStatus
 from studio.client import ssh
+from studio.models.engine_schema import EngineSchema, own_schema, schema_differences
 from studio.client.engine import (
     EngineCommand,
     EventStream,
@@ -94,9 +95,16 @@ class RemoteEngine(QObject):
     is_remote = True
 
     def __init__(self, name: str, target: ssh.SshTarget, python: str, workspace: str,
-                 env: dict[str, str] | None = None, parent: QObject | None = None):
+                 env: dict[str, str] | None = None, parent: QObject | None = None, slurm=None,
+                 node_hosts: tuple[str, ...] = (), node_ssh_config: str = ""):
         super().__init__(parent)
         self.name = name
+        # A Slurm login host (engine.slurm.SlurmOptions): runs are submitted with sbatch, not detached.
+        self.slurm = slurm
+        # The hosts of a multi-node run started here (as this host reaches them), and the ssh config naming
+        # them there: the wizard writes them into the spec's resources.
+        self.node_hosts = tuple(node_hosts)
+        self.node_ssh_config = node_ssh_config
         self.target = target
         self.python = python
         self.workspace = workspace  # a path on the remote machine (a string: never resolved here)
@@ -135,11 +143,30 @@ class RemoteEngine(QObject):
 
     def _start_plain(self, spec_path: str | os.PathLike) -> EngineCommand:
         remote = self.remote_spec_path(spec_path)
-        argv = self.target.argv(ssh.upload_then(remote, self.remote_command("run", remote, "--detach")))
+        argv = self.target.argv(ssh.upload_then(remote, self.remote_command("run", remote, *self.run_arguments())))
         return self._command(argv, "start the run", stdin=Path(spec_path))
+
+    def run_arguments(self) -> list[str]:
+        """What `run SPEC` gets on this engine: `--detach`, or `--slurm` and the profile's options."""
+        if self.slurm is None:
+            return ["--detach"]
+        return ["--slurm", *(f"--{name}={value}" for name, value in (("partition", self.slurm.partition),
+                                                                     ("account", self.slurm.account),
+                                                                     ("time", self.slurm.time)) if value)]
 
     def resume(self, run_id: str) -> EngineCommand:
         return self._command(self.command_line("resume", run_id, "--detach"), f"resume run {run_id}")
+
+    def schema(self) -> EngineCommand:
+        """`schema` on the host: the job specs that engine runs; succeeded(text)."""
+        return self._command(self.command_line("schema"), f"read the job specs of the engine on {self.target.host}",
+                             expect_json=False)
+
+    def validate(self, spec_path: str | os.PathLike) -> EngineCommand:
+        """Send the spec, then `validate SPEC` on the host (see `LocalEngine.validate`)."""
+        remote = self.remote_spec_path(spec_path)
+        argv = self.target.argv(ssh.upload_then(remote, self.remote_command("validate", remote)))
+        return self._command(argv, f"check the spec on {self.target.host}", expect_json=False, stdin=Path(spec_path))
 
     def cancel(self, run_id: str, force: bool = False) -> EngineCommand:
         args = ["cancel", run_id] + (["--force"] if force else [])
@@ -147,6 +174,10 @@ class RemoteEngine(QObject):
 
     def list_runs(self) -> EngineCommand:
         return self._command(self.command_line("list", "--json"), "list the runs")
+
+    def queue(self, *args: str, action: str, expect_json: bool = False) -> EngineCommand:
+        """`queue ARGS` on the host (see `LocalEngine.queue`)."""
+        return self._command(self.command_line("queue", *args), f"{action} on {self.target.host}", expect_json)
 
     def show(self, run_id: str) -> EngineCommand:
         return self._command(self.command_line("show", run_id, "--json"), f"show run {run_id}")
@@ -196,6 +227,10 @@ class RemoteEngine(QObject):
     def run_directory(self, run_id: str) -> None:
         return None
 
+    def scheduled(self, run_id: str) -> bool:
+        """A Slurm profile submits every run it starts (the folders are remote: nothing to look at)."""
+        return self.slurm is not None
+
     def run_status(self, run_id: str) -> RunStatus | None:
         """What the last attach said: alive unless the remote attach itself reported the engine gone
         (exit 1) or the run over (exit 0). Never attached, or the connection dropped: presumed alive,
@@ -238,6 +273,20 @@ def version_problems(report: dict, host: str, python: str) -> list[str]:
     return problems
 
 
+def schema_warning(report: dict, theirs: EngineSchema, host: str) -> str:
+    """What the version check says of an engine whose job specs are not this studio's."""
+    ours = own_schema()
+    if not report.get("schema_hash"):
+        head = (f"The engine on {host} does not report a schema hash (it is older than this studio) and accepts "
+                "other job specs")
+    else:
+        head = (f"The engine on {host} accepts other job specs than this studio (schema {theirs.hash[:12]}, "
+                f"this studio's {ours.hash[:12]})")
+    differences = schema_differences(ours, theirs, f"the engine on {host}")
+    return (head + ". The wizards build their forms from the engine's schema and the engine checks each spec "
+            "before it runs. What differs:\n" + "\n".join(f"• {d}" for d in differences))
+
+
 @dataclass
 class ConnectionResult:
     """What "Test connection" found. `ok`: the engine answered and speaks our protocol."""
@@ -248,6 +297,10 @@ class ConnectionResult:
     warnings: list[str] = field(default_factory=list)
     host_keys: list[ssh.HostKey] = field(default_factory=list)  # offered for acceptance when unknown
     known_hosts: Path | None = None  # where accepted keys go
+
+    def with_warning(self, warning: str) -> ConnectionResult:
+        self.warnings.append(warning)
+        return self
 
 
 class ConnectionTest(QObject):
@@ -261,6 +314,7 @@ class ConnectionTest(QObject):
         self.engine = engine
         self.result: ConnectionResult | None = None
         self.command = engine.doctor()
+        self.schema_command: EngineCommand | None = None
         self.command.succeeded.connect(self._answered)
         self.command.failed.connect(self._failed)
         self._scan: QProcess | None = None
@@ -274,7 +328,23 @@ class ConnectionTest(QObject):
         message = (problems[0] if fatal else
                    f"Connected to {report.get('host', self.engine.target.host)}: engine {report.get('engine_version')}, "
                    f"Python {report.get('python')}, workspace {report.get('workspace')}.")
-        self._finish(ConnectionResult(not fatal, message, report, warnings=[] if fatal else problems))
+        result = ConnectionResult(not fatal, message, report, warnings=[] if fatal else problems)
+        if fatal or report.get("schema_hash") == own_schema().hash:
+            return self._finish(result)
+        # Its specs are not this studio's: say exactly how, from its own schema.
+        self.schema_command = self.engine.schema()
+        self.schema_command.succeeded.connect(lambda text: self._schema_read(result, text))
+        self.schema_command.failed.connect(lambda error: self._finish(result.with_warning(
+            f"The engine on {self.engine.target.host} accepts other job specs than this studio, and its schema "
+            f"could not be read: {error}")))
+
+    def _schema_read(self, result: ConnectionResult, text: Any) -> None:
+        try:
+            theirs = EngineSchema(text)
+        except (TypeError, ValueError):
+            return self._finish(result.with_warning(f"The engine on {self.engine.target.host} answered `schema` "
+                                                    "with something that is not a JSON schema."))
+        self._finish(result.with_warning(schema_warning(result.report or {}, theirs, self.engine.target.host)))
 
     def _failed(self, message: str) -> None:
         stderr = self.command.exit.stderr if self.command.exit else ""

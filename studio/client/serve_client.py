@@ -135,7 +135,7 @@ class ServeClient(QObject):
     # ------------------------------------------------------------------------------ requests
     def generate(self, *, model: dict | None = None, model_id: str | None = None, prompt: str | None = None,
                  messages: list[dict] | None = None, sampling: dict | None = None,
-                 chat_template: str = "auto") -> Generation:
+                 chat_template: str = "auto", tools: list[dict] | None = None) -> Generation:
         """Start a generation (the process too, if it is not running); connect to the handle's
         signals right away: nothing is emitted before control returns to the event loop."""
         from pydantic import ValidationError
@@ -144,7 +144,7 @@ class ServeClient(QObject):
 
         handle = Generation(self, f"g{next(self._ids)}", parent=self)
         request = {"op": "generate", "id": handle.id, "model": model, "model_id": model_id, "prompt": prompt,
-                   "messages": messages, "sampling": sampling or {}, "chat_template": chat_template}
+                   "messages": messages, "sampling": sampling or {}, "chat_template": chat_template, "tools": tools}
         request = {k: v for k, v in request.items() if v is not None}
         try:
             GenerateRequest.model_validate(request)

@@ -60,10 +60,27 @@ def builtin_documents(limit: int = 5, min_chars: int = 40) -> list[PreviewDocume
     return docs
 
 
+class NotText(ValueError):
+    """A file whose first bytes are not text (an image, an archive, a model file named .txt)."""
+
+
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
+
+
 def _read_head(path: Path) -> str:
     with open(path, "rb") as f:
         data = f.read(READ_LIMIT)
-    return data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8", errors="replace")
+    sample = text[:8192]
+    # Control characters, or mostly bytes that are no UTF-8 (text in another encoding has a few: its accents).
+    size = max(len(sample), 1)
+    controls = sum(1 for ch in sample if ch < " " and ch not in _TEXT_CONTROLS)
+    undecoded = sample.count("\ufffd")
+    if "\x00" in sample or controls > 0.01 * size or undecoded > 0.3 * size:
+        raise NotText(f"⚠ {path.name} does not look like text: {controls + undecoded:,} of its first {len(sample):,} "
+                      "characters are control characters or no text at all. Read as text it would be garbled; pick "
+                      "a text file (UTF-8), or convert it first.")
+    return text
 
 
 def file_documents(path: Path, text_field: str = "text", limit: int = 5) -> SourcePreview:
@@ -104,6 +121,8 @@ def file_documents(path: Path, text_field: str = "text", limit: int = 5) -> Sour
             return parquet_documents(path, text_field, limit)
         else:
             return SourcePreview(str(path), [], f"unsupported file type {suffix or '(none)'}")
+    except NotText as e:
+        return SourcePreview(str(path), [], str(e))
     except (OSError, UnicodeError, json.JSONDecodeError, csv.Error) as e:
         return SourcePreview(str(path), [], f"could not read: {e}")
     return SourcePreview(str(path), docs, "" if docs else "no documents found in the first part of the file")

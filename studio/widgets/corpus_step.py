@@ -23,14 +23,7 @@ class CorpusStep:
         and a preview of the sources below."""
         page, layout = self._step_page(self.CORPUS_STEP)
         form = self._form(self.CORPUS_STEP)
-        self.add_file_button = QPushButton("Add files…")
-        self.add_folder_button = QPushButton("Add folder…")
-        self.add_file_button.clicked.connect(self._add_files)
-        self.add_folder_button.clicked.connect(self._add_folder)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.add_file_button)
-        buttons.addWidget(self.add_folder_button)
-        buttons.addStretch(1)
+        buttons = self._source_buttons()
         self.dataset_picker = None
         dataset_row = None
         if offer_datasets:
@@ -52,29 +45,60 @@ class CorpusStep:
         top_layout.setContentsMargins(0, 0, 8, 0)
         if dataset_row is not None:
             top_layout.addLayout(dataset_row)  # first: the usual corpus once the Data page has cleaned one
-        top_layout.addWidget(form)
         top_layout.addLayout(buttons)
+        top_layout.addWidget(form)
         splitter = QSplitter(Qt.Vertical)
         splitter.addWidget(scrolled(top))
         splitter.addWidget(preview_box)
         splitter.setSizes(sizes)
+        splitter.setStretchFactor(1, 1)  # a taller window shows more of the documents
         splitter.setChildrenCollapsible(False)
         layout.addWidget(splitter, 1)
         self.steps.addWidget(page)
 
+    # Whether "From dataset_info.json…" is offered: wizards whose job reads records (fine-tuning,
+    # generate prompts) can take LLaMA-Factory registry entries; text corpora cannot.
+    OFFER_REGISTRY = False
+    # What the file dialog of "Add files…" offers (a wizard of other data changes it).
+    SOURCE_FILES = ("Add text files", "Text corpora (*.txt *.jsonl *.json *.csv *.parquet);;All files (*)")
+
+    def _source_buttons(self, *extra: QPushButton) -> QHBoxLayout:
+        """Add files… and Add folder… (then `extra`), above the sources; the list's own Add becomes
+        "Type…", for a path pattern, a hub id or a built-in source."""
+        self.add_file_button = QPushButton("Add files…")
+        self.add_folder_button = QPushButton("Add folder…")
+        self.add_file_button.clicked.connect(self._add_files)
+        self.add_folder_button.clicked.connect(self._add_folder)
+        typed = self.forms[self.CORPUS_STEP].editor(f"{self.CORPUS_SECTION}.sources").add_button
+        typed.setText("Type…")
+        typed.setToolTip("Type a source: a path or pattern (data/**/*.jsonl), a hub dataset id, or a built-in one.")
+        if self.OFFER_REGISTRY:
+            from studio.widgets.registry_picker import registry_button
+
+            extra = (*extra, registry_button(self, self.add_source))
+        buttons = QHBoxLayout()
+        for button in (self.add_file_button, self.add_folder_button, *extra):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        return buttons
+
     def _add_files(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add text files", str(Path.home()),
-                                                "Text corpora (*.txt *.jsonl *.json *.csv *.parquet);;All files (*)")
+        title, filters = self.SOURCE_FILES
+        paths, _ = QFileDialog.getOpenFileNames(self, title, str(Path.home()), filters)
         for path in paths:
             self.add_source(path)
 
     def _add_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Add a folder of text files", str(Path.home()))
+        path = QFileDialog.getExistingDirectory(self, "Add a folder of data files", str(Path.home()))
         if path:
             self.add_source(path)
 
     def add_source(self, source: str) -> None:
-        self.forms[self.CORPUS_STEP].editor(f"{self.CORPUS_SECTION}.sources").add_item(str(source))
+        """Add a file or folder to the sources; it replaces a built-in source (the wizard's default
+        stand-in for data of one's own), which stays one click away."""
+        editor = self.forms[self.CORPUS_STEP].editor(f"{self.CORPUS_SECTION}.sources")
+        kept = [s for s in editor.value() or [] if not s.startswith("builtin:")]
+        editor.set_value([*kept, str(source)])
 
     def use_dataset(self, path: str) -> None:
         """Make the folder of a cleaned dataset the corpus (the only source) and show the corpus step."""

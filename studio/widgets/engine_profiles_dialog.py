@@ -1,6 +1,6 @@
 """Engines: this computer's engine and the SSH engine profiles, with Test connection and host keys.
 
-Profiles are kept in the store (`studio.engine_profiles`). Test connection runs `doctor --json` on the
+Profiles are kept in the store (`studio.models.engine_profiles`). Test connection runs `doctor --json` on the
 host through `ConnectionTest` (QProcess: the dialog never waits) and shows the GPUs, CUDA, versions and
 free disk it reports, or why it failed. A host whose key is not in known_hosts yet shows the
 fingerprints that `ssh-keyscan` read; the key is added only when the user clicks "Trust this host
@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -32,10 +33,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine_profiles import (
+from studio.models.engine_profiles import (
     EngineProfile,
     delete_profile,
     load_profiles,
+    parse_hosts,
     save_profile,
 )
 
@@ -45,7 +47,7 @@ LOCAL_ROLE = "__local__"
 def default_connection_test(profile: EngineProfile, parent: Any) -> Any:
     """A `ConnectionTest` of the profile (its `finished(ConnectionResult)` ends it)."""
     from studio.client.remote_engine import ConnectionTest
-    from studio.engine_profiles import remote_engine
+    from studio.models.engine_profiles import remote_engine
 
     return ConnectionTest(remote_engine(profile, parent=parent), parent=parent)
 
@@ -96,7 +98,7 @@ class EngineProfilesDialog(QDialog):
         self._editing: str | None = None  # the saved name of the profile in the form (None: a new one)
         self.setWindowTitle("Engines")
         self.setMinimumSize(760, 520)
-        self.resize(920, 640)
+        self.resize(920, 720)
 
         self.profile_list = QListWidget()
         self.profile_list.setMinimumWidth(210)
@@ -130,6 +132,23 @@ class EngineProfilesDialog(QDialog):
         config_row = QHBoxLayout()
         config_row.addWidget(self.config_edit, 1)
         config_row.addWidget(browse)
+        # A Slurm cluster's login host: runs are submitted with sbatch there (engine.slurm).
+        self.slurm_check = QCheckBox("Submit runs to Slurm (this host is a cluster's login host)")
+        self.partition_edit = QLineEdit()
+        self.partition_edit.setPlaceholderText("empty: the cluster's default partition")
+        self.account_edit = QLineEdit()
+        self.account_edit.setPlaceholderText("empty: your default account")
+        self.time_edit = QLineEdit()
+        self.time_edit.setPlaceholderText("e.g. 12:00:00 (empty: the partition's limit)")
+        self.slurm_check.toggled.connect(self._slurm_toggled)
+        # A multi-node run without a scheduler: torchrun on each of these hosts, reached over SSH from the engine's host.
+        self.nodes_edit = QLineEdit()
+        self.nodes_edit.setPlaceholderText("empty: one machine; or e.g. gpu1, gpu2 (one per node)")
+        self.nodes_edit.setToolTip("SSH aliases as the engine's host knows them (its ~/.ssh/config), user@host, or "
+                                   "`local` for that host itself. Runs launched on this engine train on all of "
+                                   "them: the spec gets resources.hosts and nodes.")
+        self.node_config_edit = QLineEdit()
+        self.node_config_edit.setPlaceholderText("on the engine's host; empty: its ~/.ssh/config")
         self.form_box = QGroupBox("SSH engine")
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.ExpandingFieldsGrow)
@@ -138,6 +157,13 @@ class EngineProfilesDialog(QDialog):
         form.addRow("Remote Python", self.python_edit)
         form.addRow("Remote workspace", self.workspace_edit)
         form.addRow("SSH config file", config_row)
+        form.addRow("", self.slurm_check)
+        form.addRow("Slurm partition", self.partition_edit)
+        form.addRow("Slurm account", self.account_edit)
+        form.addRow("Time limit", self.time_edit)
+        form.addRow("Node hosts", self.nodes_edit)
+        form.addRow("Node SSH config", self.node_config_edit)
+        self._slurm_toggled(False)
         hint = QLabel("The studio runs your system's ssh with BatchMode: keys and your agent log in, a "
                       "password is never asked for or stored. `~/` is the remote home.")
         hint.setObjectName("help")
@@ -258,11 +284,29 @@ class EngineProfilesDialog(QDialog):
         self.python_edit.setText(profile.python)
         self.workspace_edit.setText(profile.workspace)
         self.config_edit.setText(profile.ssh_config)
+        self.slurm_check.setChecked(profile.scheduler == "slurm")
+        self.partition_edit.setText(profile.partition)
+        self.account_edit.setText(profile.account)
+        self.time_edit.setText(profile.time_limit)
+        self.nodes_edit.setText(", ".join(profile.node_hosts))
+        self.node_config_edit.setText(profile.node_ssh_config)
+
+    def _slurm_toggled(self, on: bool) -> None:
+        for edit in (self.partition_edit, self.account_edit, self.time_edit):
+            edit.setEnabled(on)
+        for edit in (self.nodes_edit, self.node_config_edit):  # Slurm picks the nodes of its jobs
+            edit.setEnabled(not on)
 
     def form_profile(self) -> EngineProfile:
+        slurm = self.slurm_check.isChecked()
         return EngineProfile(self.name_edit.text().strip(), kind="ssh", host=self.host_edit.text().strip(),
                              python=self.python_edit.text().strip(), workspace=self.workspace_edit.text().strip(),
-                             ssh_config=self.config_edit.text().strip())
+                             ssh_config=self.config_edit.text().strip(), scheduler="slurm" if slurm else "",
+                             partition=self.partition_edit.text().strip() if slurm else "",
+                             account=self.account_edit.text().strip() if slurm else "",
+                             time_limit=self.time_edit.text().strip() if slurm else "",
+                             node_hosts=() if slurm else parse_hosts(self.nodes_edit.text()),
+                             node_ssh_config="" if slurm else self.node_config_edit.text().strip())
 
     # ---------------------------------------------------------------------------- actions
     def new_profile(self) -> None:
@@ -327,7 +371,8 @@ class EngineProfilesDialog(QDialog):
         if result.ok:
             lines = [f"<b>✓ {html.escape(result.message)}</b>"]
             lines += [html.escape(line) for line in describe_report(result.report or {})]
-            lines += [f"<span style='color:#b26b00'>{html.escape(w)}</span>" for w in result.warnings]
+            lines += [f"<span style='color:#b26b00'>{html.escape(w).replace(chr(10), '<br>')}</span>"
+                      for w in result.warnings]
         else:
             lines = ["<b>✗ Not connected.</b>"] + [html.escape(line) for line in result.message.splitlines()]
         self.result_label.setText("<br>".join(lines))

@@ -235,9 +235,13 @@ class StringListEditor(FieldEditor):
         self.list.setMinimumWidth(200)
         self.list.setMaximumHeight(84)
         self.list.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+        # A long path is cut in its middle (its start and its file name stay), whole in its tooltip.
+        self.list.setTextElideMode(Qt.ElideMiddle)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.list.itemChanged.connect(lambda item: item.setToolTip(item.text()))
         self.list.itemChanged.connect(self.changed)
         self.list.model().rowsRemoved.connect(self.changed)
-        buttons = QVBoxLayout()
+        buttons = self.buttons = QVBoxLayout()  # wizards add source pickers below Add and Remove
         self.add_button = QPushButton("Add")
         self.remove_button = QPushButton("Remove")
         self.add_button.clicked.connect(self._add)
@@ -250,6 +254,7 @@ class StringListEditor(FieldEditor):
 
     def add_item(self, text: str) -> QListWidgetItem:
         item = QListWidgetItem(text)
+        item.setToolTip(text)
         item.setFlags(item.flags() | Qt.ItemIsEditable)
         self.list.addItem(item)
         self.changed.emit()
@@ -273,6 +278,7 @@ class StringListEditor(FieldEditor):
             self.list.clear()
             for text in value or []:
                 item = QListWidgetItem(str(text))
+                item.setToolTip(str(text))
                 item.setFlags(item.flags() | Qt.ItemIsEditable)
                 self.list.addItem(item)
         self.changed.emit()

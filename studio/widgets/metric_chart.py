@@ -11,13 +11,16 @@ run monitor is built, so the main window paints first.
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractScrollArea, QApplication, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
+)
 
 from studio import theme
 
@@ -102,19 +105,31 @@ class SeriesBuffer:
         return self.steps[: self.n] if mode == "step" else self.times[: self.n] - t0
 
 
-def compact_number(value: float) -> str:
-    """A tick label that fits a narrow axis: 0.0005 -> 5e-4, 36000 -> 36k, 2.5 -> 2.5."""
+def compact_number(value: float, digits: int = 3) -> str:
+    """A tick label that fits a narrow axis: 0.0005 -> 5e-4, 36000 -> 36k, 2.5 -> 2.5; `digits`
+    significant digits at most."""
     if value == 0:
         return "0"
     magnitude = abs(value)
     if magnitude >= 1e6:
-        return f"{value / 1e6:.3g}M"
+        return f"{value / 1e6:.{digits}g}M"
     if magnitude >= 1e4:
-        return f"{value / 1e3:.3g}k"
+        return f"{value / 1e3:.{digits}g}k"
     if magnitude < 1e-2:
-        mantissa, exponent = f"{value:.2e}".split("e")
+        mantissa, exponent = f"{value:.{max(digits - 1, 0)}e}".split("e")
         return f"{float(mantissa):g}e{int(exponent)}"
-    return f"{value:.4g}"
+    return f"{value:.{digits + 1}g}"
+
+
+def compact_labels(values) -> list[str]:
+    """Tick labels for `values`, as short as they can be while no two ticks read the same (ticks
+    0.00030 and 0.000305 would both read 3e-4 at three digits)."""
+    values = list(values)
+    for digits in range(3, 10):
+        labels = [compact_number(v, digits) for v in values]
+        if len(set(labels)) == len(set(values)):
+            return labels
+    return labels
 
 
 class CompactAxis(pg.AxisItem):
@@ -123,7 +138,25 @@ class CompactAxis(pg.AxisItem):
     def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
         if self.logMode:
             return super().tickStrings(values, scale, spacing)
-        return [compact_number(v * scale) for v in values]
+        return compact_labels(v * scale for v in values)
+
+
+class ScrollingPlot(pg.PlotWidget):
+    """A plot that leaves the mouse wheel to the page it is on (a grid of charts scrolls), and zooms
+    with Ctrl+wheel."""
+
+    def wheelEvent(self, event):  # noqa: N802 - Qt's name
+        if event.modifiers() & Qt.ControlModifier:
+            super().wheelEvent(event)
+            return
+        area = self.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is None:
+            event.ignore()
+            return
+        # Handed on, not ignored: Qt propagates only the wheel events that come from the device.
+        QApplication.sendEvent(area.verticalScrollBar(), event)
 
 
 def _dim(colour: str, alpha: int) -> QColor:
@@ -135,19 +168,24 @@ def _dim(colour: str, alpha: int) -> QColor:
 class MetricChart(QWidget):
     """A chart of one metric name: a curve per split, plus dimmed overlays of other runs.
 
+    The wheel scrolls the page; Ctrl+wheel zooms and a drag pans, after which `reset_button` brings
+    the whole curve back. A `schedule` (learning rate, epoch) is drawn as it is, never smoothed.
+
     Public for tests and benchmarks: `buffers` (split -> SeriesBuffer), `curve_data(split)`
-    (what is drawn now), `plot` (the pyqtgraph PlotWidget).
+    (what is drawn now), `plot` (the pyqtgraph PlotWidget), `reset_button`, `note` (a warning
+    about what the compared series are), `view_state()` / `restore_view(state)`.
     """
 
     hovered = Signal(str)
 
-    def __init__(self, name: str, title: str | None = None, parent: QWidget | None = None):
+    def __init__(self, name: str, title: str | None = None, parent: QWidget | None = None, schedule: bool = False):
         super().__init__(parent)
         self.name = name
         self.title = title or name
+        self.schedule = schedule
         self.buffers: dict[str, SeriesBuffer] = {}
         self.t0: float | None = None
-        self.smoothing = 0.6
+        self.smoothing = 0.0 if schedule else 0.6
         self.x_mode = "step"
         self.log_y = False
         self._dirty: set[str] = set()
@@ -159,11 +197,22 @@ class MetricChart(QWidget):
 
         t = theme.current()
         self.title_label = QLabel(f"<b>{self.title}</b>")
+        self.title_label.setWordWrap(True)  # the legend names compared runs: long names take a second line
         self.title_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.readout = QLabel("")
         self.readout.setObjectName("help")
         self.readout.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
-        self.plot = pg.PlotWidget(background=t.chart_bg, axisItems={"left": CompactAxis("left")})
+        self.reset_button = QToolButton()
+        self.reset_button.setText("Reset view")
+        self.reset_button.setToolTip("Show the whole curve again (Ctrl+wheel zooms, a drag pans).")
+        self.reset_button.setAutoRaise(True)
+        self.reset_button.clicked.connect(self.reset_view)
+        self.reset_button.hide()
+        self.note = QLabel("")
+        self.note.setObjectName("fieldError")
+        self.note.setWordWrap(True)
+        self.note.hide()
+        self.plot = ScrollingPlot(background=t.chart_bg, axisItems={"left": CompactAxis("left")})
         self.plot.setMinimumHeight(150)
         self.plot.setMinimumWidth(180)
         item = self.plot.getPlotItem()
@@ -187,14 +236,18 @@ class MetricChart(QWidget):
         self.plot.addItem(self.crosshair, ignoreBounds=True)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
+        item.getViewBox().sigRangeChangedManually.connect(lambda *_: self.reset_button.show())
+
         head = QHBoxLayout()
         head.setContentsMargins(4, 0, 4, 0)
         head.addWidget(self.title_label, 1)
         head.addWidget(self.readout)
+        head.addWidget(self.reset_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(head)
+        layout.addWidget(self.note)
         layout.addWidget(self.plot, 1)
 
     # ------------------------------------------------------------------------------ data in
@@ -273,8 +326,35 @@ class MetricChart(QWidget):
         self._overlay_labels.pop(run_id, None)
         self._update_legend()
 
+    # ------------------------------------------------------------------------------ the view
+    def reset_view(self) -> None:
+        """Back to the whole curve, following new points again."""
+        self.plot.getPlotItem().enableAutoRange()
+        self.reset_button.hide()
+
+    def view_state(self) -> tuple | None:
+        """The range the user zoomed or panned to (None: the whole curve, following new points)."""
+        if self.reset_button.isHidden():
+            return None
+        return tuple(map(tuple, self.plot.getPlotItem().getViewBox().viewRange()))
+
+    def restore_view(self, state: tuple | None) -> None:
+        if state is None:
+            self.reset_view()
+            return
+        (x0, x1), (y0, y1) = state
+        self.plot.getPlotItem().getViewBox().setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+        self.reset_button.show()
+
+    def set_note(self, text: str) -> None:
+        """A warning over the plot (what the compared series are); "" hides it."""
+        self.note.setText(f"⚠ {text}" if text else "")
+        self.note.setVisible(bool(text))
+
     # ---------------------------------------------------------------------------- settings
     def set_smoothing(self, weight: float) -> None:
+        if self.schedule:
+            return  # a schedule is what the run set: an average of it would show a value it never had
         weight = min(max(float(weight), 0.0), 0.999)
         if weight == self.smoothing:
             return
@@ -342,12 +422,13 @@ class MetricChart(QWidget):
     def _update_legend(self) -> None:
         """The title doubles as the legend: each split's name in its curve colour."""
         keys = [f"<span style='color:{self._colours[s]}'>━ {s}</span>" for s in self.buffers if self.buffers[s].n]
-        # Overlaid runs share one short key (a run name would not fit a small chart); the
-        # tooltip names them.
-        overlaid = [self._overlay_labels.get(run_id, run_id) for run_id, items in self._overlays.items() if items]
-        if overlaid:
-            keys.append(f"<span style='color:{theme.current().muted}'>┅ other</span>")
-        self.title_label.setToolTip("Compared with: " + ", ".join(overlaid) if overlaid else "")
+        overlaid = [(run_id, self._overlay_labels.get(run_id, run_id)) for run_id, items in self._overlays.items()
+                     if items]
+        for run_id, label in overlaid:
+            colour = self._overlays[run_id][0][0].opts["pen"].color().name()
+            keys.append(f"<span style='color:{colour}'>┅ {html.escape(label)}</span>")
+        self.title_label.setToolTip("Compared with: " + ", ".join(f"{label} ({run_id})" for run_id, label in overlaid)
+                                    if overlaid else "")
         text = f"<b>{self.title}</b>&nbsp;&nbsp;&nbsp;" + "&nbsp;&nbsp;".join(keys)
         if text != self.title_label.text():
             self.title_label.setText(text)

@@ -3,6 +3,7 @@ start, also shown on Review), and the engine that answers the wizard's previews.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import QComboBox, QGroupBox, QLabel, QVBoxLayout
@@ -25,6 +26,8 @@ class RunStep:
         self.engine_combo = QComboBox()
         self.engine_combo.setToolTip("SSH engines are added in File ▸ Engines… (Ctrl+Shift+E).")
         self.refresh_engines()
+        # The forms follow the chosen engine's own schema.
+        self.engine_combo.currentIndexChanged.connect(lambda _index: self._engine_chosen())
         engine_note = QLabel("This computer's engine, or an SSH engine (File ▸ Engines… adds one). Local files "
                              "and folders the spec names are copied to an SSH engine's workspace first, once per "
                              "content. A run keeps going when the studio is closed or the connection drops.")
@@ -48,29 +51,37 @@ class RunStep:
         chosen = combo.currentData()
         combo.blockSignals(True)
         combo.clear()
-        default = getattr(self.tracker, "default_engine", "local")
-        combo.addItem("Local engine (this computer)", default)
-        for name, engine in (getattr(self.tracker, "engines", None) or {}).items():
-            if getattr(engine, "is_remote", False):
-                combo.addItem(f"{name}  (SSH: {engine.target.host})", name)
+        combo.addItem("Local engine (this computer)", self._default_engine_name())
+        for name, engine in (self.tracker.engines if self.tracker is not None else {}).items():
+            if engine.is_remote:
+                how = "Slurm" if getattr(engine, "slurm", None) is not None else "SSH"
+                combo.addItem(f"{name}  ({how}: {engine.target.host})", name)
         index = combo.findData(chosen)
         combo.setCurrentIndex(max(index, 0))
         combo.blockSignals(False)
+        if chosen is not None and index < 0:  # the engine chosen is gone: the forms follow the one shown now
+            self._engine_chosen()
 
     def selected_engine(self) -> str | None:
         """The name of the engine chosen for the run (None: the tracker's default)."""
+        name = self.engine_name()
+        return None if name == self._default_engine_name() else name
+
+    def engine_name(self) -> str:
+        """The name of the engine chosen for the run (the tracker's default one included)."""
         combo = getattr(self, "engine_combo", None)
-        name = combo.currentData() if combo is not None else None
-        return None if name in (None, getattr(self.tracker, "default_engine", "local")) else name
+        return (combo.currentData() if combo is not None else None) or self._default_engine_name()
+
+    def _default_engine_name(self) -> str:
+        return self.tracker.default_engine if self.tracker is not None else "local"
 
     def engine(self) -> Any:
         """The engine that answers previews: the one given (`engine_given`), the tracker's default,
         or a local one made here."""
         if self.engine_given is not None:
             return self.engine_given
-        engines = getattr(self.tracker, "engines", None)
-        if engines:
-            return engines.get(getattr(self.tracker, "default_engine", "local")) or next(iter(engines.values()))
+        if self.tracker is not None and self.tracker.engines:
+            return self.tracker.engines[self.tracker.default_engine]
         if self._own_engine is None or self._own_engine.workspace != self.workspace:
             from studio.client.engine import LocalEngine
 
@@ -88,6 +99,11 @@ class RunStep:
             return
         resources = self.forms[self.WHERE_STEP].values().get("resources") or {}
         config = self.launch_config(resources)
+        engines = self.tracker.engines if self.tracker is not None else {}
+        chosen = engines.get(self.engine_name())
+        slurm_engine = chosen if getattr(chosen, "slurm", None) is not None else None
+        # The command runs where the engine is: an SSH engine's workspace is its own (`~/…` on that host).
+        workspace = Path(str(getattr(chosen, "workspace", None) or self.workspace))
         for box in (getattr(self, "launch_plan_box", None), getattr(self, "review_plan_box", None)):
             if box is not None:
-                box.set_resources(resources, self.workspace, config)
+                box.set_resources(resources, workspace, config, slurm_engine=slurm_engine)

@@ -35,8 +35,10 @@ class SamplesView(QWidget):
             self.table.insertRow(0)
             step = QTableWidgetItem(str(event.get("step", "")))
             step.setTextAlignment(Qt.AlignRight | Qt.AlignTop)
-            prompt = QTableWidgetItem(repr(event.get("prompt", ""))[1:-1])
+            asked = str(event.get("prompt", ""))
+            prompt = QTableWidgetItem(asked.strip("\n"))  # its lines as lines, not escaped as \n
             prompt.setTextAlignment(Qt.AlignLeft | Qt.AlignTop)
+            prompt.setToolTip(asked)
             generated = str(event.get("text", ""))
             text = QTableWidgetItem(generated.strip("\n") if generated.strip() else "(nothing generated yet)")
             text.setTextAlignment(Qt.AlignLeft | Qt.AlignTop)

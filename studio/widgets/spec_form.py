@@ -12,6 +12,8 @@ a collapsible Advanced section. A field added to the pydantic spec appears here 
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +21,14 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from studio.widgets.field_editors import BoolEditor, FieldEditor, editor_for, is_object, split_nullable
+
+
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def help_html(description: str) -> str:
+    """A spec description as the form shows it: its `code` spans as code, not as backticks."""
+    return _CODE.sub(r"<code>\1</code>", html.escape(description, quote=False)) if description else ""
 
 
 class FieldRow:
@@ -29,11 +39,12 @@ class FieldRow:
         self.schema = schema
         self.editor = editor_for(schema, nullable)
         title = schema.get("title") or path.rsplit(".", 1)[-1]
-        description = schema.get("description", "")
+        description = help_html(schema.get("description", ""))
         self.label = QLabel("" if isinstance(self.editor, BoolEditor) else title)
         self.label.setToolTip(description)
         self.editor.setToolTip(description)
         self.help = QLabel(description)
+        self.help.setTextFormat(Qt.RichText)
         self.help.setObjectName("help")
         self.help.setWordWrap(True)
         self.help.setVisible(bool(description))
@@ -138,11 +149,12 @@ class ObjectSection(QWidget):
                 title = raw.get("title") or inner.get("title") or name
                 section = ObjectSection(inner, root, sub_path)
                 box = QGroupBox(title)
-                box.setToolTip(raw.get("description", inner.get("description", "")))
+                box.setToolTip(help_html(raw.get("description", inner.get("description", ""))))
                 box_layout = QVBoxLayout(box)
                 description = raw.get("description")
                 if description:
-                    help_label = QLabel(description)
+                    help_label = QLabel(help_html(description))
+                    help_label.setTextFormat(Qt.RichText)
                     help_label.setObjectName("help")
                     help_label.setWordWrap(True)
                     box_layout.addWidget(help_label)
@@ -162,7 +174,12 @@ class ObjectSection(QWidget):
                 section.changed.connect(self.changed)
                 self.children_sections[name] = section
                 self.groups[name] = box
-                groups_layout.addWidget(box)
+                if raw.get("advanced"):
+                    if self.advanced is None:
+                        self.advanced = CollapsibleSection("Advanced")
+                    self.advanced.form.addRow(box)
+                else:
+                    groups_layout.addWidget(box)
                 continue
             row = FieldRow(sub_path, inner, nullable)
             row.editor.set_value(inner.get("default"))
@@ -229,7 +246,8 @@ class SpecForm(QWidget):
     def __init__(self, schema: dict, fields: Iterable[str] | None = None, parent=None):
         super().__init__(parent)
         self.schema = schema
-        self.section = ObjectSection(schema, schema, "", fields)
+        self.field_names = list(fields) if fields is not None else None
+        self.section = ObjectSection(schema, schema, "", self.field_names)
         self.section.changed.connect(self.changed)
         self.general_error = QLabel()
         self.general_error.setObjectName("fieldError")
@@ -240,6 +258,21 @@ class SpecForm(QWidget):
         layout.addWidget(self.general_error)
         layout.addWidget(self.section)
         layout.addStretch(1)
+
+    def set_schema(self, schema: dict, fields: Iterable[str] | None = None) -> None:
+        """Rebuild the form for another schema of the same kind (another engine's), showing `fields`
+        (default: the same top-level fields as before); values of fields still there are kept."""
+        values = self.values()
+        self.schema = schema
+        if fields is not None:
+            self.field_names = list(fields)
+        old = self.section
+        self.section = ObjectSection(schema, schema, "", self.field_names)
+        self.section.set_values(values)
+        self.section.changed.connect(self.changed)
+        self.layout().replaceWidget(old, self.section)
+        old.hide()
+        old.deleteLater()
 
     @property
     def fields(self) -> dict[str, FieldRow]:
@@ -304,6 +337,7 @@ class SpecForm(QWidget):
                 label = groups[target].error_label  # type: ignore[attr-defined]
                 label.setText(text)
                 label.show()
+                self._reveal(groups[target])
         if general:
             self.general_error.setText("\n".join(general))
             self.general_error.show()

@@ -93,15 +93,20 @@ def _mix(colour: str, share: float) -> str:
     return mixed.name()
 
 
-def highlight_colours() -> dict[str, str]:
-    """Backgrounds of removed and added passages in the current theme."""
+def highlight_colours(neutral: bool = False) -> dict[str, str]:
+    """Backgrounds of removed and added passages in the current theme; `neutral`: one colour for
+    both sides, that says which words differ and nothing of which side is better (two answers an
+    annotator judges)."""
     t = theme.current()
     strength = 0.42 if t.name == "dark" else 0.26
+    if neutral:
+        shade = _mix(t.accent, strength)
+        return {"delete": shade, "insert": shade}
     return {"delete": _mix(t.error, strength), "insert": _mix(t.series[2], strength + 0.04)}
 
 
-def spans_html(spans: list[DiffSpan]) -> str:
-    colours = highlight_colours()
+def spans_html(spans: list[DiffSpan], neutral: bool = False) -> str:
+    colours = highlight_colours(neutral)
     parts = []
     for span in spans:
         if span.kind == "equal":

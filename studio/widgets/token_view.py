@@ -7,6 +7,8 @@ transformers), which takes milliseconds; encoding is debounced while the user ty
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,22 @@ def load_tokenizer(path: str | Path):
         return Tokenizer.from_file(str(file))
     except Exception as e:  # noqa: BLE001 - any unreadable file: say which and why
         raise TokenizerLoadError(f"{file} is not a tokenizer the preview can read ({e}).") from e
+
+
+def vocabulary_size(path: str | Path) -> int | None:
+    """The vocabulary of the tokenizer at `path` with its added tokens (what a model built on it gets,
+    `len(tokenizer)`); None when there is no tokenizer to read there (a hub id, a wrong folder)."""
+    path = Path(path).expanduser()
+    file = path / "tokenizer.json" if path.is_dir() else path
+    try:
+        return _vocabulary_size(str(file), file.stat().st_mtime)
+    except (OSError, TokenizerLoadError):
+        return None
+
+
+@lru_cache(maxsize=8)
+def _vocabulary_size(file: str, _mtime: float) -> int:
+    return load_tokenizer(file).get_vocab_size(with_added_tokens=True)
 
 
 class TokenView(QWidget):

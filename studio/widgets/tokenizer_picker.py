@@ -70,6 +70,7 @@ class TokenizerPicker(QWidget):
         self.combo = QComboBox()
         self.combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setMinimumContentsLength(18)
+        self.combo.currentTextChanged.connect(self.combo.setToolTip)  # a long run id, whole when hovered
         self.combo.activated.connect(self._activated)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -102,6 +103,7 @@ class TokenizerPicker(QWidget):
             if index >= 0:
                 self.combo.setCurrentIndex(index)
         self.combo.blockSignals(False)
+        self.combo.setToolTip(self.combo.currentText())
 
     # A subclass offering other folders (base models) overrides these two.
     def _found(self) -> list:

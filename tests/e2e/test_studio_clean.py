@@ -10,7 +10,8 @@ import random
 import pytest
 from PySide6.QtCore import Qt
 
-from studio.widgets.clean_steps import CLEANING_STEPS
+from engine.specs import parse_spec
+from studio.pages.data.clean_steps import CLEANING_STEPS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread_engines")]
 
@@ -41,7 +42,7 @@ def corpus(tmp_path) -> dict:
 
 def test_dry_run_then_clean_then_report_then_tokenizer(qtbot, tmp_path, corpus):
     from studio.main_window import MainWindow
-    from studio.pages.data import STEPS
+    from studio.pages.data.page import STEPS
 
     window = MainWindow(tmp_path / "ws")
     qtbot.addWidget(window)
@@ -108,6 +109,6 @@ def test_dry_run_then_clean_then_report_then_tokenizer(qtbot, tmp_path, corpus):
     run_view.tokenizer_button.click()
     tokenizer = window.page("tokenizer")
     assert window.current_page_key() == "tokenizer"
-    assert tokenizer.build_spec().data.sources == [str(run_dir / "output" / "dataset")]
+    assert parse_spec(tokenizer.build_spec()).data.sources == [str(run_dir / "output" / "dataset")]
     qtbot.waitUntil(lambda: corpus["first"][:60] in tokenizer.preview.toPlainText(), timeout=5_000)  # Parquet, read
     window.close()

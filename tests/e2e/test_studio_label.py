@@ -9,7 +9,7 @@ import json
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.e2e.test_studio_finetune import save_tiny_base_model
+from tests.e2e.conftest import save_tiny_base_model
 
 pytestmark = pytest.mark.slow
 

@@ -24,8 +24,8 @@ def tiny_model(tmp_path_factory):
 def test_cells_stream_a_bad_model_fails_alone_and_stop_cancels(qtbot, tmp_path, tiny_model, one_thread_engines):
     from studio.client.engine import LocalEngine
     from studio.client.serve_client import ServeClient
-    from studio.pages.playground import PlaygroundPage
-    from studio.store import Store
+    from studio.pages.playground.page import PlaygroundPage
+    from studio.models.store import Store
 
     workspace = tmp_path / "ws"
     store = Store(workspace / "store.db")

@@ -45,9 +45,9 @@ def test_wizard_trains_a_tokenizer_and_shows_its_tokens_and_report(qtbot, tmp_pa
     assert view.tokenizer is not None and view.tokenizer.get_vocab_size() <= 400
     results.compare.set_text("the function returns the default value", immediate=True)
     assert 0 < view.token_count < len("the function returns the default value")
-    assert results.report_table.rowCount() >= 1 and results.report_table.item(0, 0).text()
+    assert results.report_table.columnCount() >= 1 and results.report_table.item(0, 0).text()
     report = json.loads((run_dir / "output" / "report.json").read_text())
-    assert results.report_table.rowCount() == len(report["tokenizers"])
+    assert results.report_table.columnCount() == len(report["tokenizers"])  # a tokenizer per column
 
     # The new tokenizer is offered by the pretraining wizard's tokenizer step.
     pretrain = window.page("pretrain")

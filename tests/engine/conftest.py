@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -11,13 +12,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from engine.protocol import read_events
+from engine.workspace_paths import resolved_paths
 
 ROOT = Path(__file__).resolve().parents[2]
+CRASH_POINTS = ROOT / "tests" / "crash_points"
 
 
 def tiny_spec(corpus: str | list[str], **overrides) -> dict:
@@ -57,9 +61,15 @@ class Engine:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "engine.cli", "--workspace", str(self.workspace), *args]
 
-    def run(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    def run(self, *args: str, timeout: float = 240, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(self.command(*args), capture_output=True, text=True, timeout=timeout,
-                              cwd=ROOT, env=self.env)
+                              cwd=ROOT, env=env or self.env)
+
+    def killed_at(self, point: str) -> dict[str, str]:
+        """The environment of an engine process that SIGKILLs itself at `point` (the points are listed in
+        tests/crash_points/sitecustomize.py)."""
+        return dict(self.env, ATELIER_TEST_KILL_AT=point,
+                    PYTHONPATH=os.pathsep.join(filter(None, [str(CRASH_POINTS), self.env.get("PYTHONPATH")])))
 
     def popen(self, *args: str, capture: bool = True) -> subprocess.Popen:
         """Start the engine; with capture=False its output is discarded (a pipe nobody reads would
@@ -72,13 +82,32 @@ class Engine:
         path.write_text(yaml.safe_dump(spec), encoding="utf-8")
         return path
 
+    def run_folders(self) -> list[Path]:
+        """The workspace's run folders (not the hidden one a run is made whole in before it appears)."""
+        runs = self.workspace / "runs"
+        return sorted(p for p in runs.iterdir() if not p.name.startswith(".")) if runs.is_dir() else []
+
     def only_run(self) -> Path:
-        runs = list((self.workspace / "runs").iterdir())
+        runs = self.run_folders()
         assert len(runs) == 1, runs
         return runs[0]
 
+    def first_run(self, timeout: float = 120) -> Path:
+        """The run folder of a run just started in the background, once it appears."""
+        deadline = time.time() + timeout
+        while not self.run_folders():
+            assert time.time() < deadline, f"no run appeared in {self.workspace} within {timeout} s"
+            time.sleep(0.1)
+        return self.only_run()
+
     def events(self, run_dir: Path) -> list[dict]:
-        return list(read_events(run_dir / "events.jsonl"))
+        """The run's stored events, the files they name resolved in this workspace (engine.rundir)."""
+        return [resolved_paths(event, self.workspace) for event in read_events(run_dir / "events.jsonl")]
+
+    def stdout_events(self, text: str) -> list[dict]:
+        """The events `run --json` printed, the files they name resolved in this workspace: events name
+        the files of their workspace relative to it, and the tests run from another folder."""
+        return [resolved_paths(json.loads(line), self.workspace) for line in text.splitlines() if line.startswith("{")]
 
     def wait_for(self, run_dir: Path, predicate, timeout: float = 120) -> list[dict]:
         deadline = time.time() + timeout
@@ -114,6 +143,20 @@ def corpus_file(tmp_path_factory) -> Path:
     return path
 
 
+HEAVY_LIBRARIES = ("torch", "transformers", "peft", "datasets", "pyarrow")
+
+
+@pytest.fixture
+def heavy_imports() -> Callable[[str], list[str]]:
+    """`heavy_imports("engine.models, engine.data.reader")`: the heavy libraries that importing those
+    modules loads, in a fresh interpreter (the light modules the GUI imports must load none)."""
+    def loaded(modules: str) -> list[str]:
+        code = f"import sys, {modules}; print(' '.join(m for m in {HEAVY_LIBRARIES!r} if m in sys.modules))"
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              cwd=ROOT).stdout.split()
+    return loaded
+
+
 # --- helpers for modules that run many engine processes ----------------------------------------
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
@@ -130,10 +173,29 @@ def one_thread(engine: Engine) -> Engine:
     return engine
 
 
-def selected_tests(request) -> set[str]:
-    """The names (`test_x`, `test_x[param]`) of the tests of the requesting module this session runs:
-    a module's RunPool starts only the runs of its selected tests."""
-    return {item.name for item in request.session.items if getattr(item, "module", None) is request.module}
+def pooled(key, job, prepare=None):
+    """Mark a test as reading a run that its module's RunPool starts ahead (see `start_pooled`): the
+    registration sits on the test that reads the run. `job(f, **params)` returns the RunPool job,
+    `prepare(f, **params)` (optional) its preparation; `key` is the run's name, or a function like
+    them. `f` holds the fixtures the module's pool fixture passes; `params` are the test's
+    parameters. Tests that read one run mark it with the same key (it starts once)."""
+    return pytest.mark.pooled(key=key, job=job, prepare=prepare)
+
+
+def start_pooled(request, pool: RunPool, **fixtures) -> None:
+    """Submit the runs marked `pooled` on the requesting module's selected tests, in the order the
+    tests run (each test then finds its run finished or under way)."""
+    f = SimpleNamespace(**fixtures)
+    for item in request.session.items:
+        if getattr(item, "module", None) is not request.module:
+            continue
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        for mark in reversed(list(item.iter_markers("pooled"))):  # top-down, as written
+            key = mark.kwargs["key"](f, **params) if callable(mark.kwargs["key"]) else mark.kwargs["key"]
+            if key in pool:
+                continue
+            prepare = mark.kwargs["prepare"]
+            pool.submit(key, mark.kwargs["job"](f, **params), prepare(f, **params) if prepare else None)
 
 
 class RunPool:
@@ -166,10 +228,36 @@ class RunPool:
             prepare(engine)
         self._futures[key] = self._executor.submit(job, engine)
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._futures
+
     def result(self, key: str, timeout: float = 600):
         if key not in self._futures:
-            raise KeyError(f"no run {key!r} was started: the module's plan names no selected test for it")
+            raise KeyError(f"no run {key!r} was started: no selected test of the module is marked pooled({key!r})")
         return self._futures[key].result(timeout=timeout)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def run_in_process(spec_data: dict, workspace: Path) -> SimpleNamespace:
+    """Run a job's recipe in this process, as the runner would (without its process plumbing): the
+    summary or the user error it ended with, and its events."""
+    from engine.errors import UserError
+    from engine.kinds import KINDS
+    from engine.protocol import EventWriter
+    from engine.rundir import RunDirectory, new_run_id
+    from engine.runner import JobContext
+    from engine.specs import parse_spec
+
+    spec = parse_spec(spec_data)
+    run = RunDirectory.create(workspace, new_run_id(spec.name))
+    events: list[dict] = []
+    ctx = JobContext(spec=spec, run=run, events=EventWriter(run.events_path, [events.append]))
+    try:
+        summary, error = importlib.import_module(KINDS[spec.kind].job).run(ctx), None
+    except UserError as e:
+        summary, error = None, e
+    finally:
+        ctx.events.close()
+    return SimpleNamespace(summary=summary, error=error, events=events, run=run)

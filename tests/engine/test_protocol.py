@@ -18,6 +18,22 @@ def test_writer_numbers_events_without_gaps_and_writes_file_and_sink(tmp_path, c
     assert all(e["v"] == PROTOCOL_VERSION and "t" in e for e in stored)
 
 
+def test_writer_stores_the_files_of_its_workspace_relative_to_it(tmp_path):
+    run = tmp_path / "runs" / "r1"
+    (run / "output" / "model").mkdir(parents=True)
+    writer = EventWriter(run / "events.jsonl", workspace=tmp_path)
+    writer.started(run_id="r1", spec={"model": {"path": str(tmp_path / "base")}}, host="h", pid=1,
+                   engine_version="0", devices=[])
+    writer.artifact("model", str(run / "output" / "model"), {"html": str(run / "report.html"), "rows": 3})
+    writer.log("info", f"Saved {run / 'output' / 'model'}")  # prose stays as written
+    writer.finished("completed", {"model": str(run / "output" / "model"), "outside": "/elsewhere/x"})
+    started, artifact, log, finished = read_events(run / "events.jsonl")
+    assert started["spec"]["model"]["path"] == "./base"
+    assert artifact["path"] == "runs/r1/output/model" and artifact["meta"] == {"html": "runs/r1/report.html", "rows": 3}
+    assert log["message"] == f"Saved {run / 'output' / 'model'}"
+    assert finished["summary"] == {"model": "runs/r1/output/model", "outside": "/elsewhere/x"}
+
+
 def test_writer_continues_seq_after_a_truncated_tail(tmp_path):
     path = tmp_path / "events.jsonl"
     writer = EventWriter(path)

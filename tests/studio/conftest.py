@@ -20,7 +20,7 @@ def workspace(tmp_path):
 @pytest.fixture
 def store(workspace):
     """The studio's store in the workspace, closed after the test."""
-    from studio.store import Store
+    from studio.models.store import Store
     s = Store(workspace / "store.db")
     yield s
     s.close()

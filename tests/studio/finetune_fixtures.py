@@ -44,6 +44,8 @@ def preview_answer(path: str = "/models/tiny", lora_fits: bool = True) -> dict:
         "examples": EXAMPLES,
         "model": {"path": path, "architecture": "llama", "parameters": 1_328_256, "chat_template": "model",
                   "linear_modules": LINEAR, "default_targets": LINEAR},
+        "training": {"packed": True, "loss": "trained positions", "compiled": False, "why_padded": None,
+                     "text": "packed, padding-free; logits at trained positions only; not compiled"},
         "memory": {"device": "cpu", "available_gb": 23.1, "methods": {
             "full": {"gb": 48.0, "fits": False, "trainable": 1_328_256, "needs_cuda": False,
                      "note": "weights + gradients + AdamW state"},
@@ -116,10 +118,12 @@ def finetune_events(run_id: str = "ft-20261123-120000-abcd", t0: float = 1_800_0
         if step % 20 == 0:
             emit("metric", step=step, split="eval", values={"loss": 2.5 - step / 25, "perplexity": 5.0})
             emit("metric", step=step, split="eval", values={"exact_match": step / 50, "bleu": step, "rouge_l": 0.5})
-    emit("artifact", kind="adapter", path="output/adapter", meta={"method": "lora"})
-    emit("artifact", kind="model", path="output/merged", meta={"method": "lora", "merged": True})
+    # Paths inside the workspace are written relative to it.
+    emit("artifact", kind="adapter", path=f"runs/{run_id}/output/adapter", meta={"method": "lora"})
+    emit("artifact", kind="model", path=f"runs/{run_id}/output/merged", meta={"method": "lora", "merged": True})
     emit("finished", status="completed", summary={"exact_match_before": 0.1, "exact_match_after": 0.8,
                                                   "bleu_before": 2.5, "bleu_after": 40.0, "rouge_l_before": 0.2,
                                                   "rouge_l_after": 0.5, "eval_loss": 0.9,
-                                                  "adapter": "output/adapter", "merged": "output/merged"})
+                                                  "adapter": f"runs/{run_id}/output/adapter",
+                                                  "merged": f"runs/{run_id}/output/merged"})
     return events

@@ -1,0 +1,1 @@
+"""The first-run screen: no engine was found, and how to get one."""

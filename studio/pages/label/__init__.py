@@ -1,0 +1,1 @@
+"""The Label page: candidates, labeling queues, agreement and sharing."""

@@ -1,0 +1,1 @@
+"""The Playground page: prompt variants × models, chat, diffs and batch evaluation."""

@@ -1,0 +1,1 @@
+"""The Pretrain page: the pretraining wizard and its run."""

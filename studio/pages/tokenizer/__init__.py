@@ -1,0 +1,1 @@
+"""The Tokenizer page: train a tokenizer and look at text through it."""

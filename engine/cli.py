@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from engine import __version__
-from engine.detached import start_detached
+from engine.detached import accept_stop_signals, start_detached
 from engine.errors import ResourceError, UserError, disk_full_error
 from engine.processes import process_start
 from engine.protocol import EventReader, EventWriter, json_lines_sink, read_events
@@ -170,6 +170,7 @@ def _execute_launched(args, run: RunDirectory, spec, resume: bool) -> int:
     if multinode(spec):
         return _execute_on_nodes(args, run, spec, resume, env)
     command = launcher_command(spec, args.workspace, run.run_id, resume)
+    accept_stop_signals()  # the launcher and its ranks start with the usual mask; each rank installs its handler
     with open(run.log_path, "ab") as log_file:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env)
     from_seq = run.read_status().last_seq + 1 if resume and run.read_status() else 0
@@ -200,6 +201,7 @@ def _execute_on_nodes(args, run: RunDirectory, spec, resume: bool, env: dict[str
         threading.Thread(target=launch.send, args=(asked[-1],), daemon=True).start()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    accept_stop_signals()
     try:
         from_seq = run.read_status().last_seq + 1 if resume and run.read_status() else 0
         follow = argparse.Namespace(workspace=args.workspace, run=run.run_id, from_seq=max(0, from_seq), follow=True,

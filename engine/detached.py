@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ def start_detached(workspace: Path, run: RunDirectory, lock: RunLock, resume: bo
     if resume:
         command.append("--resume")
     child_env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8", **(env or {}))
-    with open(run.log_path, "ab") as log_file:
+    with open(run.log_path, "ab") as log_file, signals_held_for_child():
         # Own session: the run survives the terminal (or SSH session, or GUI) that started it.
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=log_file, start_new_session=True, env=child_env, pass_fds=(lock.fd,))
@@ -34,3 +35,23 @@ def start_detached(workspace: Path, run: RunDirectory, lock: RunLock, resume: bo
                                    last_seq=status.last_seq if status else -1, step=status.step if status else None))
     return process.pid
 
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+class signals_held_for_child:
+    """The child starts with SIGINT and SIGTERM blocked (a signal mask is inherited across fork and exec):
+    a cancel sent while it is still importing stays pending instead of killing it with a traceback and no
+    `finished` event, and reaches the run's own handler once `accept_stop_signals` unblocks them."""
+
+    def __enter__(self) -> None:
+        self._previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+    def __exit__(self, *_) -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._previous)
+
+
+def accept_stop_signals() -> None:
+    """Deliver a cancel held since the process started (see `signals_held_for_child`), now that a handler
+    is in place."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

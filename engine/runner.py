@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine import __version__
+from engine.detached import accept_stop_signals
 from engine.errors import ResourceError, UserError, disk_full_error
 from engine.kinds import KINDS
 from engine.launch import engine_identity
@@ -173,6 +174,7 @@ def _install_signal_handlers(ctx: JobContext, finish: Callable[..., None]) -> No
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    accept_stop_signals()
 
 
 def _describe_failure(exc: BaseException, where: Path | None = None) -> dict:

@@ -103,6 +103,22 @@ def test_cancel_signals_only_the_runs_own_engine(engine, bystander):
 
 
 @pytest.mark.slow
+def test_a_cancel_that_reaches_a_detached_engine_while_it_starts_ends_the_run_cancelled(engine, corpus_file):
+    # Signalled within milliseconds of its start, long before its imports are done and its handler is in
+    # place: the signal waits (the child starts with it blocked) and the run ends as a cancel, not a crash.
+    one_thread(engine)
+    spec = tiny_spec(str(corpus_file), **{"train.max_steps": 5000, "train.checkpoint_every": 5000})
+    result = engine.run("run", str(engine.write_spec(spec)), "--detach", "--run-id", "early")
+    assert result.returncode == 0, result.stderr
+    os.kill(json.loads(result.stdout)["pid"], signal.SIGINT)
+    run_dir = engine.workspace / "runs" / "early"
+    events = engine.wait_for(run_dir, lambda e: e["type"] == "finished")
+    assert events[-1]["status"] == "cancelled", events[-1]
+    assert json.loads(engine.run("show", "early", "--json").stdout)["state"] == "cancelled"
+    assert "KeyboardInterrupt" not in (run_dir / "engine.log").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
 def test_cancel_force_stops_the_runs_own_engine_at_once(engine, corpus_file):
     one_thread(engine)
     spec = tiny_spec(str(corpus_file), **{"train.max_steps": 5000, "train.checkpoint_every": 5000})

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.cli.common import fail
 from engine.kinds import KINDS
 from engine.rundir import RunDirectory, find_run
 
@@ -162,8 +163,7 @@ def cmd_push(args) -> int:
     try:
         url = push(find_run(args.workspace, args.run), args.repo, args.what, args.private)
     except PushError as e:
-        print(f"studio-engine: {e}", file=sys.stderr)
-        return 1
+        return fail(str(e))
     print(f"Pushed to {url}")
     return 0
 

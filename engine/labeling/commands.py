@@ -9,20 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from engine.cli.common import EXIT_INVALID, fail
 from engine.errors import UserError, disk_full_error
 from engine.labeling.agreement import agreement_of, conflicts, position_bias, readable_preference
-from engine.labeling.ratings import Ratings, arena
 from engine.labeling.batch import import_batch
 from engine.labeling.formats import POLICIES, POLICY_HELP, export_preferences, import_preferences
+from engine.labeling.ratings import Ratings, arena
 from engine.labeling.records import EXPORT_FORMATS, IMPORT_FORMATS, Problem
 from engine.labeling.store import MODES, LabelStore, LabelStoreError, Queue
 from engine.labeling.unpaired import UNPAIRED_FORMATS
 
-EXIT_INVALID = 2
 SHOWN_PROBLEMS = 20  # per kind in the readable output; --json lists them all
 
 
@@ -109,26 +108,21 @@ def _queue_args(p: argparse.ArgumentParser, create: bool, mode_by_file: bool = F
 
 # -- plumbing ------------------------------------------------------------------------------------
 
-def _fail(message: str, code: int = EXIT_INVALID) -> int:
-    print(f"studio-engine: {message}", file=sys.stderr)
-    return code
-
-
 def _guarded(func, args) -> int:
     try:
         return func(args)
     except LabelStoreError as e:
-        return _fail(str(e))
+        return fail(str(e), EXIT_INVALID)
     except UserError as e:
-        return _fail(e.for_terminal())
+        return fail(e.for_terminal(), EXIT_INVALID)
     except (OSError, sqlite3.Error) as e:
         full = disk_full_error(e, str(_store_path(args)))
         if full is not None:
-            return _fail(full.for_terminal(), 1)
+            return fail(full.for_terminal())
         if isinstance(e, sqlite3.DatabaseError):
-            return _fail(f"the label store {_store_path(args)} cannot be used: {e}.\nWhat to do: check that it is "
-                         "the studio's store.db (--store) and that its folder is writable; if it was damaged, "
-                         "restore it from a copy.", 1)
+            return fail(f"the label store {_store_path(args)} cannot be used: {e}.\nWhat to do: check that it is "
+                        "the studio's store.db (--store) and that its folder is writable; if it was damaged, "
+                        "restore it from a copy.", 1)
         raise
 
 
@@ -210,8 +204,8 @@ def cmd_create(args) -> int:
         try:
             guidelines = args.guidelines.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            return _fail(f"cannot read the guidelines file {args.guidelines} ({e.__class__.__name__}: {e}); "
-                         "give a UTF-8 text or Markdown file.")
+            return fail(f"cannot read the guidelines file {args.guidelines} ({e.__class__.__name__}: {e}); "
+                        "give a UTF-8 text or Markdown file.", EXIT_INVALID)
     store = _open(args, create=True)
     q = store.create_queue(args.name, mode=args.mode, guidelines=guidelines, overlap=args.overlap,
                            overlap_annotators=args.overlap_annotators)

@@ -18,10 +18,10 @@ import os
 import secrets
 import signal
 import socket
-import sys
 import threading
 from pathlib import Path
 
+from engine.cli.common import fail
 from engine.labeling.web_guard import LoginBackoff, token_problem
 
 TOKEN_ENV = "ATELIER_LABEL_TOKEN"
@@ -78,34 +78,29 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def _fail(message: str, code: int = 1) -> int:
-    print(f"studio-engine: {message}", file=sys.stderr)
-    return code
-
-
 def cmd_label_server(args: argparse.Namespace) -> int:
     from engine.labeling.store import LabelStore, LabelStoreError
 
     store_path = (args.store or args.workspace / "store.db").expanduser().resolve()
     if not store_path.is_file():
-        return _fail(f"no label store at {store_path}. Create a labeling queue first (the studio's Label page or "
+        return fail(f"no label store at {store_path}. Create a labeling queue first (the studio's Label page or "
                      "`studio-engine labels`), or point --store at the studio's store.db.")
     if not 0 <= args.port <= 65535:
-        return _fail(f"--port must be between 0 and 65535 (0: any free port); got {args.port}.")
+        return fail(f"--port must be between 0 and 65535 (0: any free port); got {args.port}.")
     store = LabelStore(store_path)
     queues = store.queues()
     if not queues:
-        return _fail(f"{store_path} has no labeling queue yet. Create one in the studio's Label page or with "
+        return fail(f"{store_path} has no labeling queue yet. Create one in the studio's Label page or with "
                      "`studio-engine labels`.")
     try:
         queue = store.queue(args.queue) if args.queue else queues[0]
     except LabelStoreError as e:
-        return _fail(str(e))
+        return fail(str(e))
 
     host = args.host.strip()
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if token is not None and (weak := token_problem(token)):
-        return _fail(f"{weak}.\nWhat to do: leave --token out (and {TOKEN_ENV} unset) and a strong one is generated "
+        return fail(f"{weak}.\nWhat to do: leave --token out (and {TOKEN_ENV} unset) and a strong one is generated "
                      "and printed, or make one with `python -c \"import secrets; print(secrets.token_urlsafe(24))\"`.",
                      2)
     generated = token is None and not is_loopback(host)
@@ -125,7 +120,7 @@ def cmd_label_server(args: argparse.Namespace) -> int:
         if page is not None:
             break
         if attempt + 1 == attempts:
-            return _fail(f"could not listen on {_address(host, port)}: the port is taken, or the address is not "
+            return fail(f"could not listen on {_address(host, port)}: the port is taken, or the address is not "
                          "one of this computer's. Pick another port with --port (0: any free port) or another --host.")
 
     progress = store.progress(queue)

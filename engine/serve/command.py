@@ -15,6 +15,8 @@ import signal
 import sys
 from typing import TextIO
 
+from engine.cli.common import fail
+
 DEFAULT_MAX_ACTIVE = 4
 
 
@@ -41,9 +43,9 @@ def add_serve_command(sub) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_active < 1:
-        return _fail(f"--max-active must be at least 1; got {args.max_active}.")
+        return fail(f"serve: --max-active must be at least 1; got {args.max_active}.")
     if args.memory_budget_gib is not None and args.memory_budget_gib <= 0:
-        return _fail(f"--memory-budget-gib must be more than 0; got {args.memory_budget_gib}.")
+        return fail(f"serve: --memory-budget-gib must be more than 0; got {args.memory_budget_gib}.")
     protocol = protect_stdout()
     _configure_logging()
     from engine.devices import resolve
@@ -61,7 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         e.message, e.hint = (re.sub(r"`resources\.(device|precision): (\w+)`", r"`--\1 \2`", text)
                              .replace("The spec asks for", "serve was started with") for text in (e.message, e.hint))
         writer.error(e)  # the client waiting for `ready` learns why it will not come
-        return _fail(f"{e.message} {e.hint}")
+        return fail(f"serve: {e.message} {e.hint}")
     budget = args.memory_budget_gib * GIB if args.memory_budget_gib else default_budget_bytes(placement.device)
     pool = ModelPool(placement, int(budget), args.workspace)
 
@@ -95,6 +97,3 @@ def _configure_logging() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _fail(message: str) -> int:
-    print(f"studio-engine serve: {message}", file=sys.stderr)
-    return 1

@@ -93,13 +93,10 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          charts=("loss", "pairwise_accuracy", "mean_margin", "lr", "grad_norm", "tokens_per_s", "padding_efficiency",
                  "memory"),
          headlines=(Headline("eval", "pairwise_accuracy", "pairwise accuracy", True),), loss="pairwise ranking loss"),
-    Kind("dpo", "DPO", DPOSpec, "engine.jobs.dpo", "rlhf.md", "policy", trains=True, preview="engine.rlhf.preview",
-         upload="policy",
-         unpacked_because="TRL's DPOTrainer turns its padding_free option off in this version and sums each row's "
-                          "log-probabilities as one sequence, in its own loss and in its reference model's forward, "
-                          "so a packed row cannot be split back into its records without rewriting that loss.",
+    Kind("dpo", "DPO", DPOSpec, "engine.jobs.dpo", "rlhf.md", "policy", trains=True, packs=True,
+         preview="engine.rlhf.preview", upload="policy",
          charts=("loss", "reward_accuracy", "reward_margin", "task_accuracy", "chosen_reward", "rejected_reward",
-                 "lr", "grad_norm"),
+                 "lr", "grad_norm", "tokens_per_s", "trained_tokens_per_s", "padding_efficiency"),
          headlines=(Headline("eval", "task_accuracy", "task accuracy", True),
                     Headline("eval", "reward_accuracy", "preference accuracy", True)), loss="DPO loss"),
     Kind("kto", "KTO", KTOSpec, "engine.jobs.kto", "rlhf.md", "policy", trains=True, preview="engine.rlhf.preview",

@@ -28,7 +28,9 @@ from engine.rlhf.preferences import LoadedPairs, load_pairs
 from engine.runner import JobContext
 from engine.specs.dpo import DPOSpec
 from engine.training.arguments import training_arguments
+from engine.training.batches import CountingTokens, TokenCounts, decide_packing
 from engine.training.loop import begin_training, train
+from engine.training.pairs import PackedLogProbs
 
 
 def run(ctx: JobContext) -> dict:
@@ -111,12 +113,25 @@ def tokenize(ctx: JobContext, policy: Policy, pairs: LoadedPairs):
     return datasets.Dataset.from_list(train_part.rows), eval_set
 
 
-class RenderedPairsDPOTrainer(DPOTrainer):
+class RenderedPairsDPOTrainer(CountingTokens, DPOTrainer):
     """DPOTrainer on pairs already tokenized by engine.rlhf.dpo_pairs (see there why): TRL's own
-    preparation would tokenize conversations again, differently."""
+    preparation would tokenize conversations again, differently. It counts its batches' tokens."""
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         return dataset
+
+
+def packs(ctx: JobContext, policy: Policy) -> bool:
+    """Whether this run's pairs train padding-free (PackedLogProbs): DPO and IPO where the architecture packs
+    exactly. ORPO and SimPO (TRL's ORPO and CPO trainers) read the full logits of padded rows; the spec
+    refuses `train.packing: on` with them."""
+    spec = ctx.spec
+    if reference_free(spec):
+        if spec.train.packing == "auto":
+            ctx.events.log("info", f"Padded batches: {spec.loss_type} reads every position's logits of padded rows "
+                                   "(TRL's ORPO and CPO trainers).")
+        return False
+    return decide_packing(ctx, policy.model.config, spec.method.name)
 
 
 def cpo_rows(dataset):
@@ -147,7 +162,10 @@ def build_trainer(ctx: JobContext, placement: Placement, policy: Policy, train_s
     common = training_arguments(ctx, placement, has_eval=eval_set is not None, beta=spec.beta,
                                 max_length=spec.data.max_length)
     parameters = sum(p.numel() for p in policy.model.parameters())
-    events = PolicyEventsCallback(ctx, DPO_METRICS, train.batch_size * train.gradient_accumulation, parameters)
+    packed = packs(ctx, policy)
+    counts = TokenCounts(packed=packed)
+    events = PolicyEventsCallback(ctx, DPO_METRICS, train.batch_size * train.gradient_accumulation, parameters,
+                                  counts=None if reference_free(spec) else counts)
     callbacks = [events]
     if evaluator is not None:
         callbacks.append(TaskEvalCallback(ctx, evaluator, train.eval_every))
@@ -167,8 +185,13 @@ def build_trainer(ctx: JobContext, placement: Placement, policy: Policy, train_s
         args = DPOConfig(**common, loss_type=[spec.loss_type], trust_remote_code=spec.model.trust_remote_code)
         trainer = RenderedPairsDPOTrainer(model=policy.model, args=args, train_dataset=train_set,
                                           eval_dataset=eval_set, processing_class=policy.tokenizer,
-                                          callbacks=callbacks, peft_config=peft)
+                                          callbacks=callbacks, peft_config=peft, counts=counts)
         reference = "the policy with its adapter off" if spec.method.name == "lora" else "the frozen start model"
+        if packed:  # the policy's forward and the reference's (the same module under LoRA)
+            for module in {id(m): m for m in (trainer.model, trainer.ref_model) if m is not None}.values():
+                PackedLogProbs(module)
+        ctx.events.log("info", "Batches: packed, padding-free (each answer's log-probabilities read from its own "
+                               "positions)." if packed else "Batches: padded.")
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     ctx.events.log("info", f"{trainable:,} trainable parameters of {parameters:,} ({trainable / parameters:.2%}); "
                            f"reference: {reference}.")

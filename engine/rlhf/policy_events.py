@@ -6,6 +6,7 @@ summaries use the names below (`reward_accuracy`, `completion_length`, …), spl
 
 from __future__ import annotations
 
+from engine.training.batches import TokenCounts
 from engine.training.events_callback import EventsCallback, memory_mb
 
 DPO_METRICS = {
@@ -49,11 +50,14 @@ def readable(logs: dict, names: dict[str, str], prefix: str = "") -> dict[str, f
 class PolicyEventsCallback(EventsCallback):
     """EventsCallback (progress, checkpoints, cancel) with TRL's figures added to the metric events:
     one train event per log step (loss, lr, grad_norm, throughput and the mapped figures) and one
-    eval event per evaluation. Throughput counts the tokens TRL reports (`num_tokens`), since the
-    lengths of preference pairs and sampled answers vary from step to step."""
+    eval event per evaluation. Throughput counts the batches' tokens where the trainer counts them
+    (`counts`: DPO, with padding efficiency), otherwise the tokens TRL reports (`num_tokens`): the lengths
+    of preference pairs and sampled answers vary from step to step."""
 
-    def __init__(self, ctx, names: dict[str, str], sequences_per_step: int, parameters: int):
-        super().__init__(ctx, sequences_per_step=sequences_per_step, tokens_per_sequence=0, parameters=parameters)
+    def __init__(self, ctx, names: dict[str, str], sequences_per_step: int, parameters: int,
+                 counts: TokenCounts | None = None):
+        super().__init__(ctx, sequences_per_step=sequences_per_step, tokens_per_sequence=0, parameters=parameters,
+                         counts=counts)
         self.names = names
         self.last: dict[str, dict[str, float]] = {"train": {}, "eval": {}}
         self.first_train: dict[str, float] = {}
@@ -74,8 +78,15 @@ class PolicyEventsCallback(EventsCallback):
         if self._step_seconds > 0:
             steps = self._steps_since_log
             values["samples_per_s"] = round(self.sequences_per_step * steps / self._step_seconds, 2)
-            if isinstance(seen, (int, float)) and self._tokens_seen is not None and seen > self._tokens_seen:
+            tokens_per_s = None
+            if self.counts is not None:  # batches counted as they train (DPO): padding efficiency too
+                real, trained, slots = self.counts.take()
+                tokens_per_s = real / self._step_seconds
+                values["trained_tokens_per_s"] = round(trained / self._step_seconds, 1)
+                values["padding_efficiency"] = round(real / slots, 4) if slots else None
+            elif isinstance(seen, (int, float)) and self._tokens_seen is not None and seen > self._tokens_seen:
                 tokens_per_s = (seen - self._tokens_seen) / self._step_seconds
+            if tokens_per_s is not None:
                 values["tokens_per_s"] = round(tokens_per_s, 1)
                 values["tflops"] = round(6 * self.parameters * tokens_per_s / 1e12, 4)
         if isinstance(seen, (int, float)):

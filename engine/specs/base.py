@@ -105,8 +105,8 @@ class StepTraining(TrainingSettings):
                     "(its own positions and a block-diagonal mask), so no compute goes to padding. auto: packed where "
                     "the model's architecture keeps packed records exactly apart (checked at the start), padded "
                     "otherwise; on: packed, or an error saying why not; off: padded. Kinds whose batches have no "
-                    "padding to remove (pretrain: full blocks) or whose trainer cannot pack (dpo, kto, grpo) pad or "
-                    "block as before, and refuse `on`.")
+                    "padding to remove (pretrain: full blocks) or whose trainer cannot pack (kto, grpo; dpo's orpo "
+                    "and simpo losses) pad or block as before, and refuse `on`.")
     compile: bool = Field(False, title="Compile", json_schema_extra=ADVANCED,
                           description="Compile the model with torch.compile (inductor). Off by default: on a CPU it "
                                       "trained fine-tuning's packed batches, whose length changes every step, at "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from engine.specs.base import ADVANCED, Resources, StrictModel, run_name, seed_field
 from engine.specs.rlhf import PolicyModel, PolicyTraining, PreferenceData, RLMethod, TaskEvaluation
@@ -55,3 +55,11 @@ class DPOSpec(StrictModel):
     evaluation: TaskEvaluation = Field(default_factory=TaskEvaluation, title="Evaluation")
     resources: Resources = Field(default_factory=Resources, title="Resources")
     seed: int = seed_field("Seed for the split, data order and sampling.")
+
+    @model_validator(mode="after")
+    def _packing_needs_a_reference_loss(self):
+        if self.train.packing == "on" and self.loss_type in ("orpo", "simpo"):
+            raise ValueError(f"train.packing: on cannot apply to loss_type {self.loss_type}: it reads every position's "
+                             "logits of padded rows (TRL's ORPO and CPO trainers). Set train.packing to auto (packs "
+                             "sigmoid and ipo, pads orpo and simpo) or off.")
+        return self

@@ -131,20 +131,26 @@ def trained_positions_loss(outputs, labels: torch.Tensor, num_items_in_batch=Non
 class TokenCounts:
     """Tokens the training batches hold since the last read: real ones, trained ones (a loss on them) and
     slots (rows × width, padding included), for trained tokens/s and padding efficiency. A batch without
-    labels (a reward model's pairs) trains on every real token: each one shapes the score."""
+    labels or a completion mask (a reward model's pairs) trains on every real token: each one shapes the score."""
 
-    def __init__(self):
+    def __init__(self, packed: bool = False):
         self.real = self.trained = self.slots = 0
+        self.packed = packed  # padded batches that the model runs packed (PackedLogProbs): no slot is padding
 
     def add(self, inputs: dict) -> None:
         # Counts stay tensors on the batch's device until `take`: reading one (int()) would make the step
         # wait for the device, every micro-batch.
         ids, labels = inputs["input_ids"], inputs.get("labels")
-        self.slots += ids.numel()
         mask = inputs.get("attention_mask")
         real = mask.sum() if mask is not None else ids.numel()
+        self.slots += real if self.packed else ids.numel()
         self.real += real
-        self.trained += (labels[:, 1:] != IGNORE).sum() if labels is not None else real
+        if labels is not None:
+            self.trained += (labels[:, 1:] != IGNORE).sum()
+        elif "completion_mask" in inputs:  # TRL's preference batches: the answers are trained
+            self.trained += inputs["completion_mask"][:, 1:].sum()
+        else:
+            self.trained += real
 
     def take(self) -> tuple[int, int, int]:
         counts = (int(self.real), int(self.trained), int(self.slots))

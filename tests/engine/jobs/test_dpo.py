@@ -82,6 +82,9 @@ def setup(tmp_path_factory) -> Iterator[SimpleNamespace]:
     specs = {
         "sigmoid-lora": dpo_spec(tiny.chat, ["queue:sums", str(prefs)], **{
             "loss_type": "sigmoid", "method.name": "lora", "method.lora": {"rank": 4, "alpha": 8}}),
+        "sigmoid-lora-padded": dpo_spec(tiny.chat, ["queue:sums", str(prefs)], **{
+            "loss_type": "sigmoid", "method.name": "lora", "method.lora": {"rank": 4, "alpha": 8},
+            "train.packing": "off"}),
         "turns-without-template": dpo_spec(tiny.plain, [str(turns)], **{"data.eval_fraction": 0.0}),
         "longer-than-the-model": dpo_spec(tiny.chat, [str(prefs)], **{"data.max_length": 300}),
         "orpo-full": dpo_spec(tiny.chat, [str(prefs)], **{"loss_type": "orpo", "method.name": "full",
@@ -154,6 +157,7 @@ def test_ipo_with_full_training_of_an_sft_adapter_in_process(setup, tmp_path):
     check_figures_and_policy(result.events, result.summary, pairs=16, merged=False)
     log = " ".join(e.get("message", "") for e in result.events if e["type"] == "log")
     assert f"Merged the adapter {adapter}" in log and "the frozen start model" in log
+    assert "Batches: packed, padding-free" in log  # the frozen reference model's forward packed too
     assert (result.run.path / "reference" / "model.safetensors").exists()
 
 
@@ -170,6 +174,22 @@ def test_sigmoid_with_lora_on_a_queue_and_a_file_through_the_engine(setup):
     assert "the policy with its adapter off" in log and f"from queue:sums, {setup.prefs}" in log
 
 
+def test_packed_and_padded_runs_give_the_same_losses_and_count_their_padding(setup):
+    losses, efficiency = {}, {}
+    for name in ("sigmoid-lora", "sigmoid-lora-padded"):
+        run = engine_run(setup, name)
+        assert run.returncode == 0, (run.finished, run.stderr[-3000:])
+        log = [e["message"] for e in run.events if e["type"] == "log"]
+        assert ("Batches: packed, padding-free (each answer's log-probabilities read from its own positions)."
+                if name == "sigmoid-lora" else "Batches: padded.") in log
+        train = [m["values"] for m in metrics(run.events, "train")]
+        losses[name] = [values["loss"] for values in train]
+        efficiency[name] = [values["padding_efficiency"] for values in train]
+        assert all(values["trained_tokens_per_s"] < values["tokens_per_s"] for values in train)  # prompts untrained
+    assert efficiency["sigmoid-lora"] == [1.0] * 4 and all(0 < e < 1 for e in efficiency["sigmoid-lora-padded"])
+    assert losses["sigmoid-lora"] == pytest.approx(losses["sigmoid-lora-padded"], rel=1e-3)
+
+
 @pytest.mark.parametrize("name, merged", [("orpo-full", False), ("simpo-lora", True)])
 def test_orpo_and_simpo_train_without_a_reference_through_the_engine(setup, name, merged):
     run = engine_run(setup, name)
@@ -177,6 +197,7 @@ def test_orpo_and_simpo_train_without_a_reference_through_the_engine(setup, name
     check_figures_and_policy(run.events, run.finished["summary"], pairs=16, merged=merged)
     log = " ".join(e.get("message", "") for e in run.events if e["type"] == "log")
     assert "reference: none (reference-free)" in log
+    assert f"Padded batches: {name.split('-')[0]} reads every position's logits of padded rows" in log
     assert ("ORPO (λ 0.1)" if name == "orpo-full" else "SimPO (β 2.0, γ/β 0.5)") in log
     # The chosen answer's SFT term (ORPO) or the length-normalised margin (SimPO) moves the rewards apart.
     train = metrics(run.events, "train")
@@ -257,3 +278,14 @@ def test_an_invalid_spec_is_refused_before_anything_runs(engine):
     bad = dpo_spec(Path("m"), ["queue:x"], loss_type="hinge")
     result: subprocess.CompletedProcess = engine.run("run", str(engine.write_spec(bad)))
     assert result.returncode == 2 and "loss_type" in result.stdout + result.stderr
+
+
+def test_packing_on_is_refused_for_losses_that_read_padded_logits(engine):
+    for loss in ("orpo", "simpo"):
+        spec = dpo_spec(Path("m"), ["queue:x"], loss_type=loss, **{"train.packing": "on"})
+        result = engine.run("validate", str(engine.write_spec(spec)))
+        assert result.returncode == 2, result.stdout
+        said = result.stdout + result.stderr
+        assert f"train.packing: on cannot apply to loss_type {loss}" in said and "Set train.packing to auto" in said
+    assert engine.run("validate", str(engine.write_spec(dpo_spec(Path("m"), ["queue:x"], **{
+        "train.packing": "on"})))).returncode == 0

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.rundir import RunDirectory, RunStatus, _try_lock
+from engine.rundir import RunDirectory, RunStatus, try_lock
 
 SLOTS_ENV = "ATELIER_QUEUE_SLOTS"
 POLL_SECONDS = float(os.environ.get("ATELIER_QUEUE_POLL_S", "0.5"))
@@ -196,7 +196,7 @@ def dispatcher_running(queue: JobQueue) -> bool:
     """Whether a dispatcher holds the workspace's dispatcher lock."""
     fd = os.open(queue.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        return not _try_lock(fd)
+        return not try_lock(fd)
     finally:
         os.close(fd)  # closing drops the lock if this process got it
 
@@ -228,7 +228,7 @@ def dispatch(workspace: Path) -> int:
 
     queue = JobQueue(workspace)
     lock_fd = os.open(queue.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-    if not _try_lock(lock_fd):
+    if not try_lock(lock_fd):
         log.info("another dispatcher serves %s", workspace)
         return 0
     queue._set("dispatcher", str(os.getpid()))

@@ -322,7 +322,7 @@ class RunDirectory:
         UserError: another engine process is running this run."""
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
                      | getattr(os, "O_CLOEXEC", 0), 0o644)
-        if not _try_lock(fd):
+        if not try_lock(fd):
             os.close(fd)
             status = self.read_status()
             holder = f" (pid {status.pid} on {status.host}, per its status.json)" if status and status.pid else ""
@@ -489,7 +489,9 @@ class RunLock:
         self.release()
 
 
-def _try_lock(fd: int) -> bool:
+def try_lock(fd: int) -> bool:
+    """An exclusive lock on the open file `fd`, taken at once or not at all (False: another process holds
+    it). Released when the descriptor closes, also when its process dies."""
     try:
         import fcntl
     except ImportError:  # Windows: a byte-range lock on the file's first byte

@@ -491,7 +491,8 @@ class RunLock:
 
 def try_lock(fd: int) -> bool:
     """An exclusive lock on the open file `fd`, taken at once or not at all (False: another process holds
-    it). Released when the descriptor closes, also when its process dies."""
+    it). Held until every copy of the descriptor is closed — a child that inherits it holds it too — and
+    so never outlives the processes that hold it."""
     try:
         import fcntl
     except ImportError:  # Windows: a byte-range lock on the file's first byte

@@ -28,7 +28,7 @@ from engine.rlhf.preferences import LoadedPairs, load_pairs
 from engine.runner import JobContext
 from engine.specs.dpo import DPOSpec
 from engine.training.arguments import training_arguments
-from engine.training.batches import CountingTokens, TokenCounts, decide_packing
+from engine.training.batches import CountingTokens, Packing, TokenCounts, decide_packing
 from engine.training.loop import begin_training, train
 from engine.training.pairs import PackedLogProbs
 
@@ -121,8 +121,8 @@ class RenderedPairsDPOTrainer(CountingTokens, DPOTrainer):
         return dataset
 
 
-def packs(ctx: JobContext, policy: Policy) -> bool:
-    """Whether this run's pairs train padding-free (PackedLogProbs): DPO and IPO where the architecture packs
+def packing_of(ctx: JobContext, policy: Policy) -> Packing:
+    """How this run's pairs train padding-free (PackedLogProbs): DPO and IPO where the architecture packs
     exactly. ORPO and SimPO (TRL's ORPO and CPO trainers) read the full logits of padded rows; the spec
     refuses `train.packing: on` with them."""
     spec = ctx.spec
@@ -130,7 +130,7 @@ def packs(ctx: JobContext, policy: Policy) -> bool:
         if spec.train.packing == "auto":
             ctx.events.log("info", f"Padded batches: {spec.loss_type} reads every position's logits of padded rows "
                                    "(TRL's ORPO and CPO trainers).")
-        return False
+        return Packing(False)
     return decide_packing(ctx, policy.model.config, spec.method.name)
 
 
@@ -162,8 +162,8 @@ def build_trainer(ctx: JobContext, placement: Placement, policy: Policy, train_s
     common = training_arguments(ctx, placement, has_eval=eval_set is not None, beta=spec.beta,
                                 max_length=spec.data.max_length)
     parameters = sum(p.numel() for p in policy.model.parameters())
-    packed = packs(ctx, policy)
-    counts = TokenCounts(packed=packed)
+    packing = packing_of(ctx, policy)
+    counts = TokenCounts(packing)
     events = PolicyEventsCallback(ctx, DPO_METRICS, train.batch_size * train.gradient_accumulation, parameters,
                                   counts=None if reference_free(spec) else counts)
     callbacks = [events]
@@ -187,11 +187,11 @@ def build_trainer(ctx: JobContext, placement: Placement, policy: Policy, train_s
                                           eval_dataset=eval_set, processing_class=policy.tokenizer,
                                           callbacks=callbacks, peft_config=peft, counts=counts)
         reference = "the policy with its adapter off" if spec.method.name == "lora" else "the frozen start model"
-        if packed:  # the policy's forward and the reference's (the same module under LoRA)
+        if packing.packed:  # the policy's forward and the reference's (the same module under LoRA)
             for module in {id(m): m for m in (trainer.model, trainer.ref_model) if m is not None}.values():
-                PackedLogProbs(module)
-        ctx.events.log("info", "Batches: packed, padding-free (each answer's log-probabilities read from its own "
-                               "positions)." if packed else "Batches: padded.")
+                PackedLogProbs(module, packing)
+        ctx.events.log("info", f"Batches: {packing.describe()} (each answer's log-probabilities read from its own "
+                               "positions)." if packing.packed else "Batches: padded.")
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     ctx.events.log("info", f"{trainable:,} trainable parameters of {parameters:,} ({trainable / parameters:.2%}); "
                            f"reference: {reference}.")

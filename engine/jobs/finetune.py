@@ -213,7 +213,7 @@ def build_trainer(ctx: JobContext, placement: Placement, model, tokenizer, train
                             tokens_per_sequence=0, parameters=parameters, counts=counts)
     guard = Quantized4bitGuard(model) if spec.method.name == "qlora" else None
     return BatchTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                        data_collator=collator(plan, tokenizer, placement.device), processing_class=tokenizer,
+                        data_collator=collator(plan, tokenizer, placement.device, model.config), processing_class=tokenizer,
                         compute_loss_func=trainer_loss(plan, model),
                         callbacks=[events, GenerationEvalCallback(ctx, scorer, guard)], counts=counts)
 

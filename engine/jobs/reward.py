@@ -64,10 +64,10 @@ def run(ctx: JobContext) -> dict:
     parameters = sum(p.numel() for p in model.parameters())
     ctx.events.log("info", f"{trainable:,} trainable parameters of {parameters:,} ({trainable / parameters:.2%}).")
 
-    packed = decide_packing(ctx, model.config, spec.method.name)
-    ctx.events.log("info", "Batches: packed, padding-free (each score read at its conversation's last token)."
-                   if packed else "Batches: padded.")
-    trainer = build_trainer(ctx, placement, model, tokenizer, train_rows, scorer, parameters, packed=packed)
+    packing = decide_packing(ctx, model.config, spec.method.name)
+    ctx.events.log("info", f"Batches: {packing.describe()} (each score read at its conversation's last token)."
+                   if packing.packed else "Batches: padded.")
+    trainer = build_trainer(ctx, placement, model, tokenizer, train_rows, scorer, parameters, packing=packing)
     train(ctx, trainer)
 
     step = trainer.state.global_step

@@ -18,7 +18,7 @@ from engine.rlhf.reward_scoring import PairScorer
 from engine.runner import JobContext
 from engine.training.arguments import training_arguments
 from engine.training.events_callback import EventsCallback
-from engine.training.batches import CountingTokens, TokenCounts
+from engine.training.batches import CountingTokens, Packing, TokenCounts
 from engine.training.pairs import PackedPairCollator, RecordScores
 
 
@@ -56,9 +56,10 @@ class PackedRewardTrainer(CountingRewardTrainer):
         self.score_head = score_head
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        positions = inputs.pop("score_positions")
-        return super().compute_loss(RecordScores(model, self.score_head, positions), inputs,
-                                    return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        positions = inputs.pop("score_positions", None)  # None: a batch the collator left padded
+        scorer = RecordScores(model, self.score_head, positions) if positions is not None else model
+        return super().compute_loss(scorer, inputs, return_outputs=return_outputs,
+                                    num_items_in_batch=num_items_in_batch)
 
 
 def score_head(model) -> torch.nn.Module:
@@ -72,9 +73,9 @@ def score_head(model) -> torch.nn.Module:
 
 
 def build_trainer(ctx: JobContext, placement: Placement, model, tokenizer, train_rows: list[dict],
-                  scorer: PairScorer, parameters: int, packed: bool = False) -> CountingRewardTrainer:
+                  scorer: PairScorer, parameters: int, packing: Packing = Packing(False)) -> CountingRewardTrainer:
     """A RewardTrainer on pre-tokenized pairs ({"chosen_ids", "rejected_ids"}), checkpointing into the run;
-    with `packed`, each batch's pairs in one padding-free row."""
+    where `packing` packs, a batch's pairs in one padding-free row."""
     train = ctx.spec.train
     args = RewardConfig(**training_arguments(
         ctx, placement, has_eval=False,  # the held-out pairs are measured by PairwiseEvalCallback, over every pair
@@ -88,7 +89,8 @@ def build_trainer(ctx: JobContext, placement: Placement, model, tokenizer, train
                             counts=counts)
     common = dict(model=model, args=args, train_dataset=datasets.Dataset.from_list(train_rows),
                   processing_class=tokenizer, callbacks=[events, PairwiseEvalCallback(ctx, scorer)], counts=counts)
-    if not packed:
+    if not packing.packed:
         return CountingRewardTrainer(**common)
-    collator = PackedPairCollator(tokenizer.pad_token_id, flash_attention=placement.device.startswith("cuda"))
+    collator = PackedPairCollator(tokenizer.pad_token_id, flash_attention=placement.device.startswith("cuda"),
+                                  packing=packing)
     return PackedRewardTrainer(**common, data_collator=collator, score_head=score_head(model))

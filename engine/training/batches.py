@@ -17,7 +17,11 @@ in one kernel.
 
 `train.packing: auto` packs where packing is exact for the model's architecture. Exactness is checked,
 not assumed from a list of model types: a one-layer copy of the architecture (random weights, tiny
-widths) runs two records packed and apart, and their logits must agree.
+widths) runs two records packed and apart, and their logits must agree. Where attention reads the packed
+row through a dense mask (SDPA, eager: every position against every other of the row), `auto` also
+packs batch by batch only where one row computes less than padded rows (`one_row_pays`); records of
+one length, for instance, compute several times more packed there. flash-attention's varlen kernel
+attends within each record, so with it `auto` packs every batch.
 """
 
 from __future__ import annotations
@@ -49,9 +53,11 @@ class BatchPlan:
     # own loss: PEFT's prompt learning widens the rows with virtual tokens the mask cannot know of)
     loss: str
     compiled: bool
+    batchwise: bool = False  # packed only the batches where one row computes less (`one_row_pays`)
 
     def describe(self) -> str:
-        rows = "packed, padding-free" if self.packed else "padded"
+        rows = ("packed where one row computes less than padded rows, batch by batch" if self.packed and self.batchwise
+                else "packed, padding-free" if self.packed else "padded")
         loss = {"liger": "fused linear cross-entropy (Liger)", "chunked": "chunked cross-entropy at trained positions",
                 "trained positions": "logits at trained positions only", "model": "the model's own loss"}[self.loss]
         return f"{rows}; {loss}; {'compiled' if self.compiled else 'not compiled'}"
@@ -87,15 +93,43 @@ class PaddedCollator:
         return batch
 
 
+def one_row_pays(lengths: list[int], hidden_size: int) -> bool:
+    """Whether records of `lengths` packed in one row compute no more than the same records in padded rows, where
+    attention reads a packed row through a dense mask (SDPA and eager attention: the block-diagonal mask is a
+    row × row matrix). Packed attention then grows with the square of all the records' tokens together,
+    padded attention with the square of the longest record, row by row; the linear layers grow with the
+    tokens computed, real or padding. Per layer a token's linear layers cost about 24·h² multiply-adds and a
+    pair of positions in attention about 4·h, so in units of one pair a token costs 6·h."""
+    tokens, width, per_token = sum(lengths), max(lengths), 6 * hidden_size
+    return per_token * tokens + tokens ** 2 <= len(lengths) * (per_token * width + width ** 2)
+
+
+def varlen_attention(config) -> bool:
+    """Whether the model attends within each packed record (flash-attention's varlen kernel), not through a
+    dense mask over the whole row."""
+    return "flash" in str(getattr(config, "_attn_implementation", None) or "")
+
+
+def hidden_size(config) -> int:
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return int(getattr(text, "hidden_size", None) or getattr(text, "n_embd", None) or getattr(text, "d_model", 0) or 0)
+
+
 class PackedCollator:
     """A batch's records in one row with per-record position ids (transformers' DataCollatorWithFlattening:
-    the first label of each record becomes -100, so no record is trained to predict the next one's start)."""
+    the first label of each record becomes -100, so no record is trained to predict the next one's start).
+    With `padded`, a batch whose one row would compute more than padded rows (`one_row_pays`, for a model of
+    width `hidden_size`) is padded by it instead; both layouts train the same."""
 
-    def __init__(self, keep_trained_logits: bool = True, flash_attention: bool = False):
+    def __init__(self, keep_trained_logits: bool = True, flash_attention: bool = False,
+                 padded: PaddedCollator | None = None, hidden_size: int = 0):
         self.flatten = DataCollatorWithFlattening(return_flash_attn_kwargs=flash_attention)
         self.keep_trained_logits = keep_trained_logits
+        self.padded, self.hidden_size = padded, hidden_size
 
     def __call__(self, features: list[dict]) -> dict:
+        if self.padded is not None and not one_row_pays([len(f["input_ids"]) for f in features], self.hidden_size):
+            return self.padded(features)
         batch = self.flatten([{"input_ids": f["input_ids"], "labels": f["labels"]} for f in features])
         # A cache would make transformers treat the row as one sequence (it reads packing from positions
         # only without one), and training never reads a cache.
@@ -105,13 +139,17 @@ class PackedCollator:
         return batch
 
 
-def collator(plan: BatchPlan, tokenizer, device: str):
-    """The collator of `plan`: packed rows (flash-attention's sequence boundaries on CUDA) or padded ones;
-    with the trained-positions mask when the plan's loss reads it."""
+def collator(plan: BatchPlan, tokenizer, device: str, config=None):
+    """The collator of `plan`: packed rows (flash-attention's sequence boundaries on CUDA) or padded ones,
+    or batch by batch the cheaper of the two for a model of `config`; with the trained-positions mask when
+    the plan's loss reads it."""
     keep = plan.loss in ("trained positions", "chunked")
-    if plan.packed:
-        return PackedCollator(keep_trained_logits=keep, flash_attention=device.startswith("cuda"))
-    return PaddedCollator(tokenizer.pad_token_id, keep_trained_logits=keep)
+    padded = PaddedCollator(tokenizer.pad_token_id, keep_trained_logits=keep)
+    if not plan.packed:
+        return padded
+    return PackedCollator(keep_trained_logits=keep, flash_attention=device.startswith("cuda"),
+                          padded=padded if plan.batchwise else None,
+                          hidden_size=hidden_size(config) if config is not None else 0)
 
 
 def trained_positions_loss(outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
@@ -133,17 +171,20 @@ class TokenCounts:
     slots (rows × width, padding included), for trained tokens/s and padding efficiency. A batch without
     labels or a completion mask (a reward model's pairs) trains on every real token: each one shapes the score."""
 
-    def __init__(self, packed: bool = False):
+    def __init__(self, packing: Packing | None = None):
         self.real = self.trained = self.slots = 0
-        self.packed = packed  # padded batches that the model runs packed (PackedLogProbs): no slot is padding
+        # Padded batches that the model runs packed where `packing` packs them (PackedLogProbs): no slot is padding.
+        self.packing = packing
 
     def add(self, inputs: dict) -> None:
         # Counts stay tensors on the batch's device until `take`: reading one (int()) would make the step
-        # wait for the device, every micro-batch.
+        # wait for the device, every micro-batch (`packing` decided batch by batch reads the lengths).
         ids, labels = inputs["input_ids"], inputs.get("labels")
         mask = inputs.get("attention_mask")
         real = mask.sum() if mask is not None else ids.numel()
-        self.slots += real if self.packed else ids.numel()
+        run_packed = (self.packing is not None and mask is not None
+                      and self.packing.packs(mask.sum(dim=1).tolist() if self.packing.batchwise else []))
+        self.slots += real if run_packed else ids.numel()
         self.real += real
         if labels is not None:
             self.trained += (labels[:, 1:] != IGNORE).sum()
@@ -277,19 +318,39 @@ def plan_batches(ctx, model, device: str, method: str = "full") -> BatchPlan:
                    f"it is a {type(head).__name__}, not a plain linear layer (adapted or quantized)")
             ctx.events.log("info", f"Logits at trained positions, not chunked: the model's output layer cannot be "
                                    f"applied apart from it, as {why}.")
-            plan = BatchPlan(packed=plan.packed, loss="trained positions", compiled=plan.compiled)
+            plan = BatchPlan(packed=plan.packed, loss="trained positions", compiled=plan.compiled,
+                             batchwise=plan.batchwise)
     report_packing_problem(ctx, problem)
     return plan
 
 
-def decide_packing(ctx, config, method: str = "full") -> bool:
-    """Whether this run packs: never for `train.packing: off`; for auto and on, where the architecture of
-    `config` keeps packed records exactly apart (a ModelError for `on` where it does not, naming why)."""
+@dataclass(frozen=True)
+class Packing:
+    """Whether a run that batches pairs (reward, DPO) packs them: never, every batch, or (`batchwise`) the
+    batches where one row computes less than padded rows for a model of width `hidden_size`."""
+
+    packed: bool
+    batchwise: bool = False
+    hidden_size: int = 0
+
+    def packs(self, lengths: list[int]) -> bool:
+        return self.packed and (not self.batchwise or one_row_pays(lengths, self.hidden_size))
+
+    def describe(self) -> str:
+        return ("packed where one row computes less than padded rows, batch by batch" if self.packed and self.batchwise
+                else "packed, padding-free" if self.packed else "padded")
+
+
+def decide_packing(ctx, config, method: str = "full") -> Packing:
+    """How this run packs: never for `train.packing: off`; for auto and on, where the architecture of
+    `config` keeps packed records exactly apart (a ModelError for `on` where it does not, naming why) —
+    for auto batch by batch where attention reads a packed row through a dense mask."""
     if ctx.spec.train.packing == "off":
-        return False
+        return Packing(False)
     problem = packing_problem(config, method)
     report_packing_problem(ctx, problem)
-    return problem is None
+    return Packing(problem is None, batchwise=ctx.spec.train.packing == "auto" and not varlen_attention(config),
+                   hidden_size=hidden_size(config))
 
 
 def report_packing_problem(ctx, problem: str | None) -> None:
@@ -308,7 +369,9 @@ def choose_plan(train, config, device: str, method: str) -> tuple[BatchPlan, str
     problem = packing_problem(config, method) if train.packing != "off" else None
     loss = ("model" if method in PROMPT_LEARNING else "liger" if liger_available(device)
             else "chunked" if chunked_problem(config) is None else "trained positions")
-    return BatchPlan(packed=train.packing != "off" and problem is None, loss=loss, compiled=train.compile), problem
+    packed = train.packing != "off" and problem is None
+    return BatchPlan(packed=packed, loss=loss, compiled=train.compile,
+                     batchwise=packed and train.packing == "auto" and not varlen_attention(config)), problem
 
 
 def plan_summary(train, config, device: str, method: str) -> dict:

@@ -15,21 +15,27 @@ from __future__ import annotations
 import torch
 from transformers import DataCollatorWithFlattening
 
-from engine.training.batches import IGNORE
+from engine.training.batches import IGNORE, Packing
 
 
 class PackedPairCollator:
     """Pairs ({"chosen_ids", "rejected_ids"}, optionally "margin") as one packed row: every chosen record, then
     every rejected one, so the scores split in halves as in TRL's padded batch. `score_positions` holds where
     each record's score is read; `attention_mask` (all ones) is there for whoever counts the batch's tokens and
-    is never given to the model, which reads packing from the position ids only without one."""
+    is never given to the model, which reads packing from the position ids only without one. A batch that
+    `packing` does not pack is TRL's padded one (no `score_positions`)."""
 
-    def __init__(self, pad_token_id: int | None, flash_attention: bool = False):
+    def __init__(self, pad_token_id: int | None, flash_attention: bool = False, packing: Packing = Packing(True)):
         self.flatten = DataCollatorWithFlattening(return_flash_attn_kwargs=flash_attention)
         self.pad = pad_token_id
+        self.packing = packing
 
     def __call__(self, features: list[dict]) -> dict:
         records = [f["chosen_ids"] for f in features] + [f["rejected_ids"] for f in features]
+        if not self.packing.packs([len(r) for r in records]):  # TRL's padded batch, scored by the model's pooling
+            from trl.trainer.reward_trainer import DataCollatorForPreference
+
+            return DataCollatorForPreference(pad_token_id=self.pad)(features)
         batch = self.flatten([{"input_ids": list(r)} for r in records])
         batch.pop("labels", None)  # a classifier given labels computes a loss of its own
         batch["score_positions"] = torch.tensor(score_positions(records, self.pad))
@@ -81,7 +87,8 @@ class PackedLogProbs:
     In a packed row a record's first token follows the previous record's last: it is never a target, as in a
     padded row (its label is -100), so no record is scored from another's context."""
 
-    def __init__(self, module: torch.nn.Module):
+    def __init__(self, module: torch.nn.Module, packing: Packing = Packing(True)):
+        self.packing = packing  # batch by batch, a batch it does not pack runs padded as TRL made it
         self._layouts: dict[int, torch.Tensor] = {}
         self._handles = [module.register_forward_pre_hook(self._pack, with_kwargs=True),
                          module.register_forward_hook(self._unpack, with_kwargs=True)]
@@ -94,8 +101,11 @@ class PackedLogProbs:
         if args or not kwargs.get("fused_lm_head") or kwargs.get("attention_mask") is None \
                 or kwargs.get("labels") is None or kwargs.get("position_ids") is not None:
             return None  # generation, or a call this layout does not describe: as it is
-        mask = kwargs.pop("attention_mask").bool()  # TRL pads on the right: each row's record comes first
+        mask = kwargs["attention_mask"].bool()  # TRL pads on the right: each row's record comes first
         lengths = mask.sum(dim=1)
+        if self.packing.batchwise and not self.packing.packs(lengths.tolist()):
+            return None
+        del kwargs["attention_mask"]
         labels = kwargs.pop("labels")[mask]
         starts = lengths.cumsum(0) - lengths
         labels[starts] = IGNORE

@@ -81,7 +81,8 @@ def setup(tmp_path_factory) -> Iterator[SimpleNamespace]:
         "chosen": [{"role": "assistant", "content": "5"}], "rejected": [{"role": "assistant", "content": "6"}]}) + "\n")
     specs = {
         "sigmoid-lora": dpo_spec(tiny.chat, ["queue:sums", str(prefs)], **{
-            "loss_type": "sigmoid", "method.name": "lora", "method.lora": {"rank": 4, "alpha": 8}}),
+            "loss_type": "sigmoid", "method.name": "lora", "method.lora": {"rank": 4, "alpha": 8},
+            "train.packing": "on"}),
         "sigmoid-lora-padded": dpo_spec(tiny.chat, ["queue:sums", str(prefs)], **{
             "loss_type": "sigmoid", "method.name": "lora", "method.lora": {"rank": 4, "alpha": 8},
             "train.packing": "off"}),
@@ -152,7 +153,7 @@ def test_ipo_with_full_training_of_an_sft_adapter_in_process(setup, tmp_path):
     adapter = sft_adapter(setup.tiny.chat, tmp_path / "sft-adapter")
     result = run_in_process(dpo_spec(setup.tiny.chat, [str(setup.prefs)], **{
         "model.adapter": str(adapter), "loss_type": "ipo", "beta": 0.5, "method.name": "full",
-        "train.learning_rate": 1e-4}), tmp_path)
+        "train.learning_rate": 1e-4, "train.packing": "on"}), tmp_path)
     assert result.error is None, result.error
     check_figures_and_policy(result.events, result.summary, pairs=16, merged=False)
     log = " ".join(e.get("message", "") for e in result.events if e["type"] == "log")

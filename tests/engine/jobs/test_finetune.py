@@ -249,7 +249,8 @@ def test_preview_shows_format_rendering_and_memory(runs, base_model):
     assert text.returncode == 0, text.stderr
     assert "Memory on cpu" in text.stdout and "alpaca (detected)" in text.stdout
     assert preview["training"]["packed"] and preview["training"]["loss"] == "chunked"
-    assert "Training path: packed, padding-free; chunked cross-entropy at trained positions; not compiled" in text.stdout
+    assert ("Training path: packed where one row computes less than padded rows, batch by batch; chunked "
+            "cross-entropy at trained positions; not compiled") in text.stdout  # auto, with SDPA's dense mask
     # The trained tokens are marked: the answer and its end-of-turn marker, not the prompt.
     assert f"⟦{example['reference']}<|im_end|>⟧" in text.stdout and "✂" not in text.stdout
 

@@ -278,3 +278,60 @@ def test_chunked_cross_entropy_trains_added_token_rows_as_the_plain_loss(tokeniz
     assert any("trainable_tokens_delta" in key for key in reference) and fast.keys() == reference.keys()
     for key, grad in reference.items():
         assert ((fast[key] - grad).abs().max() / grad.abs().max().clamp_min(1e-12)).item() < REL, key
+
+
+UNIFORM, TAILED = [40] * 16, [10] * 15 + [200]  # 640 tokens of one length; 350 with one long record
+
+
+def records(lengths: list[int]) -> list[dict]:
+    return [{"input_ids": [5] * n, "labels": [5] * n} for n in lengths]
+
+
+def test_auto_packs_a_batch_only_where_one_row_computes_less_than_padded_rows(tokenizer):
+    """Attention through a dense mask sees a packed row whole: 16 records of one length cost 16 times the
+    attention of their padded rows packed, while one long record among short ones makes the padding the cost."""
+    from types import SimpleNamespace
+
+    from engine.training.batches import BatchPlan, choose_plan, collator, one_row_pays
+
+    config = tiny_llama(tokenizer).config  # 32 wide: a token costs as much as 192 pairs of positions
+    assert not one_row_pays(UNIFORM, 32) and one_row_pays(TAILED, 32)
+    # One record twice as long as the others: a narrow model pads (attention dominates), a wide one packs (the
+    # linear layers do, and they would compute the padding).
+    assert not one_row_pays([40] * 15 + [80], 32) and one_row_pays([40] * 15 + [80], 4096)
+
+    auto, _ = choose_plan(SimpleNamespace(packing="auto", compile=False), config, "cpu", "full")
+    assert auto.packed and auto.batchwise and "batch by batch" in auto.describe()
+    batchwise = collator(auto, tokenizer, "cpu", config)
+    assert batchwise(records(UNIFORM))["input_ids"].shape == (16, 40)
+    assert batchwise(records(TAILED))["input_ids"].shape == (1, 350)
+
+    on, _ = choose_plan(SimpleNamespace(packing="on", compile=False), config, "cpu", "full")
+    assert on.packed and not on.batchwise and on.describe().startswith("packed, padding-free")
+    assert collator(on, tokenizer, "cpu", config)(records(UNIFORM))["input_ids"].shape == (1, 640)
+
+    config._attn_implementation = "flash_attention_2"  # varlen attention stays within each record: always packed
+    assert not choose_plan(SimpleNamespace(packing="auto", compile=False), config, "cuda", "full")[0].batchwise
+
+
+def test_pairs_are_packed_batch_by_batch_as_records_are(tokenizer):
+    from engine.training.batches import Packing, TokenCounts
+    from engine.training.pairs import PackedPairCollator
+
+    packing = Packing(True, batchwise=True, hidden_size=32)
+    assert not packing.packs(UNIFORM) and packing.packs(TAILED) and Packing(True).packs(UNIFORM)
+    pairs = lambda lengths: [{"chosen_ids": [5] * a, "rejected_ids": [6] * b}  # noqa: E731
+                             for a, b in zip(lengths[::2], lengths[1::2])]
+    collate = PackedPairCollator(tokenizer.pad_token_id, packing=packing)
+    padded = collate(pairs(UNIFORM))
+    assert padded["input_ids"].shape == (16, 40) and "score_positions" not in padded  # TRL's own padded batch
+    packed = collate(pairs(TAILED))
+    assert packed["input_ids"].shape == (1, 350) and len(packed["score_positions"]) == 16
+
+    counts = TokenCounts(packing)  # DPO: the padded batch the model runs packed where `packing` packs it
+    import torch
+    for lengths in (UNIFORM, TAILED):
+        width = max(lengths)
+        counts.add({"input_ids": torch.zeros(len(lengths), width, dtype=torch.long),
+                    "attention_mask": torch.tensor([[1] * n + [0] * (width - n) for n in lengths])})
+    assert counts.take() == (990, 990, 640 + 350)

@@ -292,7 +292,7 @@ def test_auto_packs_a_batch_only_where_one_row_computes_less_than_padded_rows(to
     attention of their padded rows packed, while one long record among short ones makes the padding the cost."""
     from types import SimpleNamespace
 
-    from engine.training.batches import BatchPlan, choose_plan, collator, one_row_pays
+    from engine.training.batches import choose_plan, collator, one_row_pays
 
     config = tiny_llama(tokenizer).config  # 32 wide: a token costs as much as 192 pairs of positions
     assert not one_row_pays(UNIFORM, 32) and one_row_pays(TAILED, 32)

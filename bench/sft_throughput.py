@@ -8,7 +8,8 @@ init, optimizer, schedule and batch size:
 
 - plain: transformers' Trainer, batches right-padded to their longest record, the model's own loss;
 - engine: the finetune recipe's `build_trainer` with `train.packing: auto` and the default loss
-  (packed, padding-free rows; chunked cross-entropy at the trained positions);
+  (packed rows where one row computes less than padded ones, batch by batch; chunked cross-entropy at
+  the trained positions); `--packing on` packs every batch, for comparison;
 - compiled: the engine path with `train.compile: true` (torch.compile, inductor), which decides that
   option's default: its steady tokens/s and its whole wall time, compilation included.
 
@@ -16,7 +17,7 @@ Each path trains in its own child process, so that its peak RSS is its own; the 
 line. Trained tokens are answer tokens (the ones with a loss); tokens/s is timed over the steps after
 the first few. Targets: ≥ 2.0× trained tokens/s and ≤ 0.7× peak memory, loss curves within noise.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/sft_throughput.py [--steps 12] [--records 2000] [--no-compiled]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/sft_throughput.py [--steps 12] [--records 2000] [--no-compiled] [--packing on]
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def model():
         max_position_embeddings=MAX_LENGTH, pad_token_id=0, bos_token_id=1, eos_token_id=2))
 
 
-def train_one(path: str, steps: int, records: int) -> dict:
+def train_one(path: str, steps: int, records: int, packing: str = "auto") -> dict:
     """Train one path in this process; its figures, with this process's peak RSS."""
     import datasets
     import torch
@@ -99,7 +100,7 @@ def train_one(path: str, steps: int, records: int) -> dict:
     from engine.training.arguments import training_arguments
     from engine.training.batches import PaddedCollator
 
-    spec = bench_spec(steps, compile=path == "compiled")
+    spec = bench_spec(steps, packing, compile=path == "compiled")
     rows = generated_records(records, spec.seed)
     trained_of = [sum(1 for x in r["labels"][1:] if x != -100) for r in rows]
     dataset = datasets.Dataset.from_list([{**r, "index": i} for i, r in enumerate(rows)])
@@ -112,10 +113,11 @@ def train_one(path: str, steps: int, records: int) -> dict:
         """The collator of the path, counting the trained tokens and the records' widths it batches."""
 
         def __init__(self, inner):
-            self.inner, self.trained, self.slots = inner, [], []
+            self.inner, self.trained, self.slots, self.real = inner, [], [], []
 
         def __call__(self, features):
             self.trained.append(sum(trained_of[f["index"]] for f in features))
+            self.real.append(sum(len(f["input_ids"]) for f in features))
             batch = self.inner([{k: f[k] for k in ("input_ids", "labels")} for f in features])
             self.slots.append(batch["input_ids"].numel())
             return batch
@@ -155,14 +157,15 @@ def train_one(path: str, steps: int, records: int) -> dict:
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {"path": path, "parameters": parameters, "steps": len(clock.times),
             "trained_tokens_per_s": trained / (times[-1] - times[0]),
-            "slots": sum(counting.slots), "trained_tokens": sum(counting.trained[:len(clock.times)]),
+            "slots": sum(counting.slots), "real": sum(counting.real), "trained_tokens": sum(counting.trained[:len(clock.times)]),
             "seconds": clock.times[-1] - clock.times[0], "wall_seconds": clock.times[-1] - started, "losses": losses,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_model_mb": rss_model,
             "plan": json.loads(plan[0])["message"] if plan else "plain Trainer, padded", "threads": torch.get_num_threads()}
 
 
 def child(path: str, args) -> dict:
-    command = [sys.executable, __file__, "--child", path, "--steps", str(args.steps), "--records", str(args.records)]
+    command = [sys.executable, __file__, "--child", path, "--steps", str(args.steps), "--records", str(args.records),
+               "--packing", args.packing]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"the {path} path failed:\n{done.stderr[-4000:]}")
@@ -174,10 +177,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--no-compiled", action="store_true", help="skip the arm with train.compile on")
+    parser.add_argument("--packing", choices=["auto", "on"], default="auto",
+                        help="train.packing of the engine's arms (auto: batch by batch where packing computes less)")
     parser.add_argument("--child", choices=["plain", "engine", "compiled"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(train_one(args.child, args.steps, args.records)))
+        print(json.dumps(train_one(args.child, args.steps, args.records, args.packing)))
         return
     plain, engine = child("plain", args), child("engine", args)
     compiled = None if args.no_compiled else child("compiled", args)
@@ -191,8 +196,8 @@ def main() -> None:
         "plain_peak_rss_mb": round(plain["peak_rss_mb"]), "engine_peak_rss_mb": round(engine["peak_rss_mb"]),
         "memory_ratio": round(engine["peak_rss_mb"] / plain["peak_rss_mb"], 2),
         "rss_after_model_mb": round(plain["rss_after_model_mb"]),
-        # The packed rows hold only real tokens: their slots over the padded ones is the plain path's share.
-        "plain_padding_efficiency": round(engine["slots"] / plain["slots"], 3),
+        "plain_padding_efficiency": round(plain["real"] / plain["slots"], 3),
+        "engine_padding_efficiency": round(engine["real"] / engine["slots"], 3),
         "loss_max_rel_diff": round(max(abs(a - b) / abs(a) for a, b in pairs), 5),
         "plain_losses": [round(x, 4) for x in plain["losses"]],
         "engine_losses": [round(x, 4) for x in engine["losses"]],

@@ -213,9 +213,16 @@ def build_trainer(ctx: JobContext, placement: Placement, model, tokenizer, train
                             tokens_per_sequence=0, parameters=parameters, counts=counts)
     guard = Quantized4bitGuard(model) if spec.method.name == "qlora" else None
     return BatchTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                        data_collator=collator(plan, tokenizer, placement.device, model.config), processing_class=tokenizer,
+                        data_collator=collator(plan, pad_token_of(tokenizer, model), placement.device, model.config),
+                        processing_class=tokenizer,
                         compute_loss_func=trainer_loss(plan, model),
                         callbacks=[events, GenerationEvalCallback(ctx, scorer, guard)], counts=counts)
+
+
+def pad_token_of(tokenizer, model) -> int:
+    """The padding token: the tokenizer's, else the model's own (a trainer given token ids without a tokenizer)."""
+    pad = tokenizer.pad_token_id if tokenizer is not None else None
+    return pad if pad is not None else (model.config.pad_token_id or 0)
 
 
 def save_outputs(ctx: JobContext, trainer: Trainer, tokenizer, final: dict, base: str, added_tokens: int) -> dict:

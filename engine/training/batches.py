@@ -139,12 +139,12 @@ class PackedCollator:
         return batch
 
 
-def collator(plan: BatchPlan, tokenizer, device: str, config=None):
+def collator(plan: BatchPlan, pad_token_id: int, device: str, config=None):
     """The collator of `plan`: packed rows (flash-attention's sequence boundaries on CUDA) or padded ones,
     or batch by batch the cheaper of the two for a model of `config`; with the trained-positions mask when
     the plan's loss reads it."""
     keep = plan.loss in ("trained positions", "chunked")
-    padded = PaddedCollator(tokenizer.pad_token_id, keep_trained_logits=keep)
+    padded = PaddedCollator(pad_token_id, keep_trained_logits=keep)
     if not plan.packed:
         return padded
     return PackedCollator(keep_trained_logits=keep, flash_attention=device.startswith("cuda"),

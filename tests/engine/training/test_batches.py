@@ -302,13 +302,13 @@ def test_auto_packs_a_batch_only_where_one_row_computes_less_than_padded_rows(to
 
     auto, _ = choose_plan(SimpleNamespace(packing="auto", compile=False), config, "cpu", "full")
     assert auto.packed and auto.batchwise and "batch by batch" in auto.describe()
-    batchwise = collator(auto, tokenizer, "cpu", config)
+    batchwise = collator(auto, tokenizer.pad_token_id, "cpu", config)
     assert batchwise(records(UNIFORM))["input_ids"].shape == (16, 40)
     assert batchwise(records(TAILED))["input_ids"].shape == (1, 350)
 
     on, _ = choose_plan(SimpleNamespace(packing="on", compile=False), config, "cpu", "full")
     assert on.packed and not on.batchwise and on.describe().startswith("packed, padding-free")
-    assert collator(on, tokenizer, "cpu", config)(records(UNIFORM))["input_ids"].shape == (1, 640)
+    assert collator(on, tokenizer.pad_token_id, "cpu", config)(records(UNIFORM))["input_ids"].shape == (1, 640)
 
     config._attn_implementation = "flash_attention_2"  # varlen attention stays within each record: always packed
     assert not choose_plan(SimpleNamespace(packing="auto", compile=False), config, "cuda", "full")[0].batchwise

@@ -21,9 +21,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 def slurm_spec(corpus_file) -> dict:
-    return tiny_spec(str(corpus_file), **{"resources.device": "cpu", "train.max_steps": 150,
+    # Long enough that a stop sent after the first steps lands mid-run however fast the machine is: the tiny
+    # model's steps take milliseconds, a cancel a command's start, a Slurm query and a control-file poll (here
+    # about 20 steps of this model, against 380 left).
+    return tiny_spec(str(corpus_file), **{"resources.device": "cpu", "train.max_steps": 400,
                                           "train.checkpoint_every": 20, "train.eval_every": 1000,
-                                          "train.sample_every": 1000})
+                                          "train.sample_every": 1000,
+                                          "model.hidden_size": 64})
 
 
 def submit(engine: Engine, spec_path, run_id: str) -> str:

@@ -102,16 +102,21 @@ def test_cancel_signals_only_the_runs_own_engine(engine, bystander):
     assert "elsewhere.example" in result.stderr
 
 
+def start_long_detached_run(engine: Engine, corpus_file, run_id: str) -> tuple[Path, int]:
+    """A run of 5,000 steps started with `run --detach`: its folder and its engine's pid."""
+    one_thread(engine)
+    spec = tiny_spec(str(corpus_file), **{"train.max_steps": 5000, "train.checkpoint_every": 5000})
+    result = engine.run("run", str(engine.write_spec(spec)), "--detach", "--run-id", run_id)
+    assert result.returncode == 0, result.stderr
+    return engine.workspace / "runs" / run_id, json.loads(result.stdout)["pid"]
+
+
 @pytest.mark.slow
 def test_a_cancel_that_reaches_a_detached_engine_while_it_starts_ends_the_run_cancelled(engine, corpus_file):
     # Signalled within milliseconds of its start, long before its imports are done and its handler is in
     # place: the signal waits (the child starts with it blocked) and the run ends as a cancel, not a crash.
-    one_thread(engine)
-    spec = tiny_spec(str(corpus_file), **{"train.max_steps": 5000, "train.checkpoint_every": 5000})
-    result = engine.run("run", str(engine.write_spec(spec)), "--detach", "--run-id", "early")
-    assert result.returncode == 0, result.stderr
-    os.kill(json.loads(result.stdout)["pid"], signal.SIGINT)
-    run_dir = engine.workspace / "runs" / "early"
+    run_dir, pid = start_long_detached_run(engine, corpus_file, "early")
+    os.kill(pid, signal.SIGINT)
     events = engine.wait_for(run_dir, lambda e: e["type"] == "finished")
     assert events[-1]["status"] == "cancelled", events[-1]
     assert json.loads(engine.run("show", "early", "--json").stdout)["state"] == "cancelled"
@@ -120,12 +125,7 @@ def test_a_cancel_that_reaches_a_detached_engine_while_it_starts_ends_the_run_ca
 
 @pytest.mark.slow
 def test_cancel_force_stops_the_runs_own_engine_at_once(engine, corpus_file):
-    one_thread(engine)
-    spec = tiny_spec(str(corpus_file), **{"train.max_steps": 5000, "train.checkpoint_every": 5000})
-    result = engine.run("run", str(engine.write_spec(spec)), "--detach", "--run-id", "long")
-    assert result.returncode == 0, result.stderr
-    pid = json.loads(result.stdout)["pid"]
-    run_dir = engine.workspace / "runs" / "long"
+    run_dir, pid = start_long_detached_run(engine, corpus_file, "long")
     engine.wait_for(run_dir, lambda e: e["type"] == "metric")
     result = engine.run("cancel", "long", "--force")
     assert result.returncode == 0, result.stderr

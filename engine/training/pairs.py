@@ -102,14 +102,15 @@ class PackedLogProbs:
                 or kwargs.get("labels") is None or kwargs.get("position_ids") is not None:
             return None  # generation, or a call this layout does not describe: as it is
         mask = kwargs["attention_mask"].bool()  # TRL pads on the right: each row's record comes first
-        lengths = mask.sum(dim=1)
-        if self.packing.batchwise and not self.packing.packs(lengths.tolist()):
+        if self.packing.batchwise and not self.packing.packs(mask.sum(dim=1).tolist()):
             return None
         del kwargs["attention_mask"]
+        # Right-padded, a real token's position in its record is its column: no per-record loop (nor a wait on
+        # the device for the lengths).
+        positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)[mask]
         labels = kwargs.pop("labels")[mask]
-        starts = lengths.cumsum(0) - lengths
-        labels[starts] = IGNORE
-        positions = torch.cat([torch.arange(int(n), device=mask.device) for n in lengths])[None]
+        labels[positions == 0] = IGNORE
+        positions = positions[None]
         self._layouts[id(positions)] = mask
         return args, {**kwargs, "input_ids": kwargs["input_ids"][mask][None], "labels": labels[None],
                       "position_ids": positions}

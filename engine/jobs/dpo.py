@@ -23,14 +23,13 @@ from engine.rlhf.dpo_pairs import question_of, several_turns, tokenize_pairs
 from engine.rlhf.policy_eval import TaskEvalCallback, TaskEvaluator
 from engine.rlhf.policy_events import DPO_METRICS, PolicyEventsCallback
 from engine.rlhf.policy_model import Policy, lora_config, save_start_model
-from engine.rlhf.policy_training import finish, load_preference_policy, task_accuracy_before
+from engine.rlhf.policy_training import finish, load_preference_policy, run_packed, task_accuracy_before
 from engine.rlhf.preferences import LoadedPairs, load_pairs
 from engine.runner import JobContext
 from engine.specs.dpo import DPOSpec
 from engine.training.arguments import training_arguments
 from engine.training.batches import CountingTokens, Packing, TokenCounts, decide_packing
 from engine.training.loop import begin_training, train
-from engine.training.pairs import PackedLogProbs
 
 
 def run(ctx: JobContext) -> dict:
@@ -122,8 +121,8 @@ class RenderedPairsDPOTrainer(CountingTokens, DPOTrainer):
 
 
 def packing_of(ctx: JobContext, policy: Policy) -> Packing:
-    """How this run's pairs train padding-free (PackedLogProbs): DPO and IPO where the architecture packs
-    exactly. ORPO and SimPO (TRL's ORPO and CPO trainers) read the full logits of padded rows; the spec
+    """How this run's pairs train padding-free (engine/training/packed_rows.py): DPO and IPO where the architecture
+    packs exactly. ORPO and SimPO (TRL's ORPO and CPO trainers) read the full logits of padded rows; the spec
     refuses `train.packing: on` with them."""
     spec = ctx.spec
     if reference_free(spec):
@@ -187,11 +186,7 @@ def build_trainer(ctx: JobContext, placement: Placement, policy: Policy, train_s
                                           eval_dataset=eval_set, processing_class=policy.tokenizer,
                                           callbacks=callbacks, peft_config=peft, counts=counts)
         reference = "the policy with its adapter off" if spec.method.name == "lora" else "the frozen start model"
-        if packing.packed:  # the policy's forward and the reference's (the same module under LoRA)
-            for module in {id(m): m for m in (trainer.model, trainer.ref_model) if m is not None}.values():
-                PackedLogProbs(module, packing)
-        ctx.events.log("info", f"Batches: {packing.describe()} (each answer's log-probabilities read from its own "
-                               "positions)." if packing.packed else "Batches: padded.")
+        run_packed(ctx, trainer, packing)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     ctx.events.log("info", f"{trainable:,} trainable parameters of {parameters:,} ({trainable / parameters:.2%}); "
                            f"reference: {reference}.")

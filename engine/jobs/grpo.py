@@ -31,10 +31,11 @@ from engine.rlhf.policy_model import (
     prompt_text,
     save_start_model,
 )
-from engine.rlhf.policy_training import finish, task_accuracy_before
+from engine.rlhf.policy_training import finish, run_packed, task_accuracy_before
 from engine.runner import JobContext
 from engine.specs.grpo import GRPOSpec
 from engine.training.arguments import training_arguments
+from engine.training.batches import CountingTokens, TokenCounts, decide_packing
 from engine.training.loop import begin_training, train
 
 SAMPLE_ANSWERS = 2  # sample events per log step: answers with their rewards
@@ -122,10 +123,11 @@ def reward_function(ctx: JobContext, placement: Placement, policy: Policy, promp
     return RewardModelScorer(model, tokenizer, template, prompts, positions)
 
 
-class RenderedPromptsGRPOTrainer(GRPOTrainer):
+class RenderedPromptsGRPOTrainer(CountingTokens, GRPOTrainer):
     """GRPOTrainer whose prompts are the texts `prompt_text` lays out, tokenized as fine-tuning and the
     generate job tokenize them (bos first where the tokenizer puts one, never twice): TRL would apply
-    the chat template again, without bos, or add a second bos to a template that writes one."""
+    the chat template again, without bos, or add a second bos to a template that writes one. It counts
+    its batches' tokens."""
 
     def _tokenize_prompts(self, prompts: list):
         return [text_ids(p, self.processing_class) for p in prompts], None, {}
@@ -163,13 +165,16 @@ def build_trainer(ctx: JobContext, placement: Placement, policy: Policy, train_s
     ))
     parameters = sum(p.numel() for p in policy.model.parameters())
     answers_per_step = train.batch_size * spec.group_size * train.gradient_accumulation
-    events = PolicyEventsCallback(ctx, GRPO_METRICS, answers_per_step, parameters)
+    packing = decide_packing(ctx, policy.model.config, spec.method.name)
+    counts = TokenCounts(packing)
+    events = PolicyEventsCallback(ctx, GRPO_METRICS, answers_per_step, parameters, counts=counts)
     callbacks = [events, RewardSamplesCallback(ctx, reward, prompts)]
     if evaluator is not None:
         callbacks.append(TaskEvalCallback(ctx, evaluator, train.eval_every))
     trainer = RenderedPromptsGRPOTrainer(model=policy.model, reward_funcs=reward, args=args, train_dataset=train_set,
                                          processing_class=policy.tokenizer, callbacks=callbacks,
-                                         peft_config=lora_config(spec.method, policy.model))
+                                         peft_config=lora_config(spec.method, policy.model), counts=counts)
+    run_packed(ctx, trainer, packing)  # the update's forwards; sampling runs as generate runs it
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     reference = ("none (β 0)" if spec.beta == 0 else "the policy with its adapter off" if spec.method.name == "lora"
                  else "the frozen start model")

@@ -23,11 +23,12 @@ from engine.rlhf.dpo_pairs import question_of, several_turns, tokenize_judged
 from engine.rlhf.policy_eval import TaskEvalCallback, TaskEvaluator
 from engine.rlhf.policy_events import KTO_METRICS, PolicyEventsCallback
 from engine.rlhf.policy_model import Policy, lora_config, save_start_model
-from engine.rlhf.policy_training import finish, load_preference_policy, task_accuracy_before
+from engine.rlhf.policy_training import finish, load_preference_policy, run_packed, task_accuracy_before
 from engine.rlhf.preferences import LoadedJudged, load_judged
 from engine.runner import JobContext
 from engine.specs.kto import KTOSpec
 from engine.training.arguments import training_arguments
+from engine.training.batches import CountingTokens, TokenCounts, decide_packing
 from engine.training.loop import begin_training, train
 
 
@@ -125,9 +126,10 @@ def kto_dataset(rows: list[dict], batch_size: int) -> datasets.Dataset | None:
     return datasets.Dataset.from_list(rows)
 
 
-class RenderedAnswersKTOTrainer(KTOTrainer):
+class RenderedAnswersKTOTrainer(CountingTokens, KTOTrainer):
     """KTOTrainer on answers already tokenized by engine.rlhf.dpo_pairs (the ids fine-tuning uses) and
-    given their KL completions by kto_dataset: TRL's own preparation would tokenize again, differently."""
+    given their KL completions by kto_dataset: TRL's own preparation would tokenize again, differently.
+    It counts its batches' tokens."""
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         return dataset
@@ -143,13 +145,17 @@ def build_trainer(ctx: JobContext, placement: Placement, policy: Policy, train_s
                                           train_sampling_strategy="sequential",
                                           trust_remote_code=spec.model.trust_remote_code))
     parameters = sum(p.numel() for p in policy.model.parameters())
-    events = PolicyEventsCallback(ctx, KTO_METRICS, train.batch_size * train.gradient_accumulation, parameters)
+    packing = decide_packing(ctx, policy.model.config, spec.method.name)
+    counts = TokenCounts(packing)
+    events = PolicyEventsCallback(ctx, KTO_METRICS, train.batch_size * train.gradient_accumulation, parameters,
+                                  counts=counts)
     callbacks = [events]
     if evaluator is not None:
         callbacks.append(TaskEvalCallback(ctx, evaluator, train.eval_every))
     trainer = RenderedAnswersKTOTrainer(model=policy.model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                                         processing_class=policy.tokenizer, callbacks=callbacks,
-                                        peft_config=lora_config(spec.method, policy.model))
+                                        peft_config=lora_config(spec.method, policy.model), counts=counts)
+    run_packed(ctx, trainer, packing)  # the KL estimate's forwards too
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     reference = "the policy with its adapter off" if spec.method.name == "lora" else "the frozen start model"
     ctx.events.log("info", f"{trainable:,} trainable parameters of {parameters:,} ({trainable / parameters:.2%}); "

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 
-
 from engine.devices import Placement
 from engine.generate.prompts import Prompt, load_prompts, prompt_token_ids
 from engine.models import check_positions
@@ -26,6 +25,7 @@ from engine.specs.generate import PromptSource
 from engine.specs.ppo import PPOSpec
 from engine.tasks.generators import check
 from engine.progress import ProgressMeter
+from engine.training.batches import decide_packing
 from engine.training.loop import begin_training
 from engine.training.reporting import mirror_metrics
 
@@ -105,6 +105,10 @@ def load_all_models(ctx: JobContext, placement: Placement, prompts: list[Prompt]
                                   "(at the temperature), so the update is off-policy. Set top_k: 0, top_p: 1 and "
                                   "repetition_penalty: 1 unless you need them.")
     models = load_models(spec, located, placement.device, placement.dtype, ctx.events.log)
+    models.policy_packing = decide_packing(ctx, models.policy.config, spec.method.name)
+    models.value_packing = decide_packing(ctx, models.value.body.config, spec.method.name)
+    ctx.events.log("info", "Prompt + answer batches of the policy and the reference: "
+                           f"{models.policy_packing.describe()}; of the value model: {models.value_packing.describe()}.")
     trainable = sum(p.numel() for p in models.trainable_parameters())
     ctx.events.log("info", f"{trainable:,} trainable parameters (policy and value model); prompts laid out with "
                            f"{'the prompt text as is' if models.template is None else 'the chat template'}, answers "
@@ -153,7 +157,7 @@ def report_iteration(ctx: JobContext, iteration: int, rolled: Rollout, stats: It
               "kl": stats.kl, "kl_coef": stats.kl_coef, "entropy": rolled.entropy,
               "policy_loss": stats.policy_loss, "value_loss": stats.value_loss,
               "clip_fraction": stats.clip_fraction, "approx_kl": stats.approx_kl,
-              "value_clip_fraction": stats.value_clip_fraction,
+              "value_clip_fraction": stats.value_clip_fraction, "padding_efficiency": stats.padding_efficiency,
               "response_length": rolled.mask.sum(1).mean().item(),
               "stopped": sum(rolled.stopped) / len(rolled.stopped)}
     ctx.events.metric(iteration, "train", values)

@@ -51,8 +51,8 @@ class PolicyEventsCallback(EventsCallback):
     """EventsCallback (progress, checkpoints, cancel) with TRL's figures added to the metric events:
     one train event per log step (loss, lr, grad_norm, throughput and the mapped figures) and one
     eval event per evaluation. Throughput counts the batches' tokens where the trainer counts them
-    (`counts`: DPO, with padding efficiency), otherwise the tokens TRL reports (`num_tokens`): the lengths
-    of preference pairs and sampled answers vary from step to step."""
+    (`counts`: DPO, KTO and GRPO, with padding efficiency), otherwise the tokens TRL reports (`num_tokens`,
+    ORPO and SimPO): the lengths of preference pairs and sampled answers vary from step to step."""
 
     def __init__(self, ctx, names: dict[str, str], sequences_per_step: int, parameters: int,
                  counts: TokenCounts | None = None):
@@ -79,7 +79,7 @@ class PolicyEventsCallback(EventsCallback):
             steps = self._steps_since_log
             values["samples_per_s"] = round(self.sequences_per_step * steps / self._step_seconds, 2)
             tokens_per_s = None
-            if self.counts is not None:  # batches counted as they train (DPO): padding efficiency too
+            if self.counts is not None:  # batches counted as they train: padding efficiency too
                 real, trained, slots = self.counts.take()
                 tokens_per_s = real / self._step_seconds
                 values["trained_tokens_per_s"] = round(trained / self._step_seconds, 1)

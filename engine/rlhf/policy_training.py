@@ -1,5 +1,6 @@
 """What the DPO, KTO and GRPO recipes share around their TRL trainer: the policy loaded for
-preference data, the task evaluation before training and the saved policy with the run's summary.
+preference data, its forwards run packed, the task evaluation before training and the saved policy with the
+run's summary.
 (The training arguments, the training call and the outputs are the training core's, engine/training.)"""
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from engine.models import resolve_choice
 from engine.rlhf.policy_eval import TaskEvaluator, emit_task_eval
 from engine.rlhf.policy_model import Policy, load_policy, prompt_template, save_policy
 from engine.runner import JobContext
+from engine.training.batches import Packing
 from engine.training.outputs import whole_weights
+from engine.training.packed_rows import PackedLogProbs
 
 
 def load_preference_policy(ctx: JobContext, placement: Placement, several_turns: str | None,
@@ -30,6 +33,17 @@ def load_preference_policy(ctx: JobContext, placement: Placement, several_turns:
     template = prompt_template(tokenizer, spec.data.chat_template, several_turns, "data.chat_template", choice.label,
                                ctx.events.log)
     return Policy(model, tokenizer, choice, template, stop_ids(model, tokenizer, template)), changed
+
+
+def run_packed(ctx: JobContext, trainer, packing: Packing) -> None:
+    """The trainer's forwards of the policy and of its reference model (the same module under LoRA) run
+    padding-free where `packing` packs, as the run's log says."""
+    if packing.packed:
+        modules = (trainer.model, getattr(trainer, "ref_model", None))
+        for module in {id(m): m for m in modules if m is not None}.values():
+            PackedLogProbs(module, packing)
+    ctx.events.log("info", f"Batches: {packing.describe()} (each answer's log-probabilities read from its own "
+                           "positions)." if packing.packed else "Batches: padded.")
 
 
 def task_accuracy_before(ctx: JobContext, model, evaluator: TaskEvaluator | None) -> dict[str, float]:

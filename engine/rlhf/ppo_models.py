@@ -32,6 +32,7 @@ from engine.generate.prompts import Prompt
 from engine.models import ModelChoice, choice_tokenizer, load_tokenizer, locate_model, resolve_choice
 from engine.rlhf.policy_model import load_policy, lora_config, prompt_template
 from engine.specs.ppo import PPOSpec
+from engine.training.batches import Packing
 
 
 class ScalarHeadModel(nn.Module):
@@ -42,7 +43,7 @@ class ScalarHeadModel(nn.Module):
         super().__init__()
         self.body, self.head = body, head
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                 position_ids: torch.Tensor) -> torch.Tensor:
         hidden = self.body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                            use_cache=False).last_hidden_state
@@ -60,6 +61,9 @@ class PPOModels:
     stops: list[int]  # token ids that end an answer
     reward_tokenizer: object  # the same vocabulary as the policy's, with the reward model's own template
     score_template: str | None  # what the reward model reads conversations in (its own template, else the policy's)
+    # Whether the policy's (and reference's) and the value model's forwards on prompt + answer run packed.
+    policy_packing: Packing = Packing(False)
+    value_packing: Packing = Packing(False)
 
     def reference_mode(self):
         """A context in which `reference_model()` answers as the reference."""

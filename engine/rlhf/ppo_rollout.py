@@ -22,6 +22,8 @@ from engine.rlhf.ppo_math import entropy_from_logits, masked_mean
 from engine.rlhf.ppo_models import PPOModels
 from engine.rlhf.reward_data import conversation_ids
 from engine.specs.generate import Sampling
+from engine.training.batches import Packing
+from engine.training.packed_rows import PackedRows
 
 
 @dataclass
@@ -96,25 +98,44 @@ def answer(models: PPOModels, prompts: list[Prompt], encoded: list[list[int]], s
     return Answers(prompts, query, query_mask, response, mask, texts, stopped)
 
 
-def token_logprobs(model, answers: Answers, rows, temperature: float,
-                   with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+def token_logprobs(model, answers: Answers, rows, temperature: float, with_entropy: bool = False,
+                   packing: Packing = Packing(False)) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log π(a_t) of each answer token under `model` (B, R), and the entropy of each position's
-    distribution when asked."""
+    distribution when asked; the rows run as one packed row where `packing` packs them."""
     ids, attention, positions = answers.inputs(rows)
     length = answers.response.shape[1]
     # Only the positions that predict answer tokens: the one before the answer, and the answer's but its last.
-    logits = model(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=False,
-                   logits_to_keep=length + 1).logits
+    first = ids.shape[1] - (length + 1)
+    packed = packed_rows(attention, packing)
+    if packed is None:
+        logits = model(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=False,
+                       logits_to_keep=length + 1).logits
+    else:
+        logits = model(input_ids=packed.pack(ids), position_ids=packed.positions, use_cache=False,
+                       logits_to_keep=packed.tokens_from(first)).logits
+        logits = packed.unpack(logits, from_column=first)
     logits = logits[:, :-1].float() / temperature
     logprobs = torch.log_softmax(logits, dim=-1).gather(-1, answers.response[rows].unsqueeze(-1)).squeeze(-1)
     return logprobs, entropy_from_logits(logits) if with_entropy else None
 
 
-def token_values(value_model, answers: Answers, rows) -> torch.Tensor:
+def token_values(value_model, answers: Answers, rows, packing: Packing = Packing(False)) -> torch.Tensor:
     """The value of the state before each answer token (B, R)."""
     ids, attention, positions = answers.inputs(rows)
     width = answers.query.shape[1]
-    return value_model(ids, attention, positions)[:, width - 1:-1]
+    packed = packed_rows(attention, packing)
+    if packed is None:
+        values = value_model(ids, attention, positions)
+    else:
+        values = packed.unpack(value_model(packed.pack(ids), None, packed.positions))
+    return values[:, width - 1:-1]
+
+
+def packed_rows(attention: torch.Tensor, packing: Packing) -> PackedRows | None:
+    """The rows of prompt + answer as one packed row where `packing` packs them (None: padded)."""
+    if not packing.packs(attention.sum(dim=1).tolist() if packing.packed and packing.batchwise else []):
+        return None
+    return PackedRows(attention)
 
 
 @torch.no_grad()
@@ -152,13 +173,15 @@ def rollout(models: PPOModels, prompts: list[Prompt], encoded: list[list[int]], 
     logprobs, ref_logprobs, values, entropies = [], [], [], []
     for start in range(0, len(answers), sampling.batch_size):
         rows = slice(start, start + sampling.batch_size)
-        lp, entropy = token_logprobs(models.policy, answers, rows, sampling.temperature, with_entropy=True)
+        lp, entropy = token_logprobs(models.policy, answers, rows, sampling.temperature, with_entropy=True,
+                                     packing=models.policy_packing)
         with models.reference_mode():
-            ref, _ = token_logprobs(models.reference_model(), answers, rows, sampling.temperature)
+            ref, _ = token_logprobs(models.reference_model(), answers, rows, sampling.temperature,
+                                    packing=models.policy_packing)
         logprobs.append(lp)
         ref_logprobs.append(ref)
         entropies.append(entropy)
-        values.append(token_values(models.value, answers, rows))
+        values.append(token_values(models.value, answers, rows, models.value_packing))
     score = scores(models, answers, sampling.batch_size)
     if missing_eos_penalty:
         score = score - missing_eos_penalty * (~torch.tensor(answers.stopped, device=score.device)).float()

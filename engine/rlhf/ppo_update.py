@@ -30,7 +30,7 @@ from engine.rlhf.ppo_math import (
     whiten,
 )
 from engine.rlhf.ppo_models import PPOModels
-from engine.rlhf.ppo_rollout import Rollout, token_logprobs, token_values
+from engine.rlhf.ppo_rollout import Rollout, packed_rows, token_logprobs, token_values
 from engine.errors import ModelError, first_line
 from engine.rundir import CHECKPOINT_STATE, atomic_directory, rotate_checkpoints
 from engine.specs.ppo import PPOSpec
@@ -47,6 +47,7 @@ class IterationStats:
     clip_fraction: float
     approx_kl: float
     value_clip_fraction: float
+    padding_efficiency: float  # real tokens / token slots of the update's forwards (1: every minibatch packed)
 
 
 class PPOUpdater:
@@ -73,13 +74,19 @@ class PPOUpdater:
         order = torch.Generator().manual_seed(self.spec.seed * 1_000_003 + iteration)
         figures: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clip_fraction": [],
                                            "approx_kl": [], "value_clip_fraction": []}
-        temperature = self.spec.sampling.temperature
+        temperature, models = self.spec.sampling.temperature, self.models
+        real = slots = 0
         for _ in range(settings.ppo_epochs):
             permutation = torch.randperm(len(rollout), generator=order).to(mask.device)
             for rows in permutation.chunk(settings.minibatches):
-                new_logprobs, entropy = token_logprobs(self.models.policy, rollout, rows, temperature,
-                                                       with_entropy=settings.entropy_coef > 0)
-                new_values = token_values(self.models.value, rollout, rows)
+                attention = rollout.inputs(rows)[1]
+                tokens = attention.sum().item()
+                real += tokens
+                slots += tokens if packed_rows(attention, models.policy_packing) is not None else attention.numel()
+                new_logprobs, entropy = token_logprobs(models.policy, rollout, rows, temperature,
+                                                       with_entropy=settings.entropy_coef > 0,
+                                                       packing=models.policy_packing)
+                new_values = token_values(models.value, rollout, rows, models.value_packing)
                 part = mask[rows]
                 policy = policy_loss(new_logprobs, rollout.logprobs[rows], advantages[rows], part, settings.clip_range)
                 value, value_clipped = value_loss(new_values, rollout.values[rows], returns[rows], part,
@@ -103,7 +110,7 @@ class PPOUpdater:
         self.optimizer.zero_grad(set_to_none=True)
         self.kl.update(kl_per_answer, len(rollout))
         means = {name: sum(v) / len(v) for name, v in figures.items()}
-        return IterationStats(kl=kl_per_answer, kl_coef=kl_coef, **means)
+        return IterationStats(kl=kl_per_answer, kl_coef=kl_coef, padding_efficiency=real / slots, **means)
 
     # Checkpoints: checkpoints/checkpoint-<iteration>/ with the policy in Hugging Face layout (the
     # LoRA adapter, or the whole model), the value model's trained weights, the optimizer, the KL

@@ -54,7 +54,7 @@ Reporter = Literal["tensorboard", "wandb"]
 
 
 class TrainingSettings(StrictModel):
-    """What the `train:` block of every training job shares (pretrain, finetune, reward, dpo, grpo, ppo)."""
+    """What the `train:` block of every training job shares (pretrain, finetune, reward, dpo, kto, grpo, ppo)."""
 
     # Off by default: the run's events already carry every metric (the studio charts them), so another
     # logger is the user's choice, not a cost every run pays (disk, start-up time, a package that an
@@ -64,6 +64,16 @@ class TrainingSettings(StrictModel):
         description="Also log the training metrics to these trackers: `tensorboard` (event files in the run's "
                     "tensorboard/ folder) and/or `wandb` (Weights & Biases; needs the wandb package and "
                     "`wandb login` or WANDB_API_KEY on the engine's machine). Empty = events only.")
+
+    packing: Literal["auto", "on", "off"] = Field(
+        "auto", title="Packing", json_schema_extra=ADVANCED,
+        description="Padding-free batches: a batch's records end to end in one row, each attending only to itself "
+                    "(its own positions and a block-diagonal mask), so no compute goes to padding. auto: packed where "
+                    "the model's architecture keeps packed records exactly apart (checked at the start), batch by "
+                    "batch where one row computes less than padded rows, padded otherwise; on: every batch packed, or "
+                    "an error saying why not; off: padded. Kinds whose batches have no padding to remove (pretrain: "
+                    "full blocks) or whose trainer cannot pack (dpo's orpo and simpo losses) pad or block as before, "
+                    "and refuse `on`.")
 
     @field_validator("report_to")
     @classmethod
@@ -99,14 +109,6 @@ class StepTraining(TrainingSettings):
                            description="Steps between training metric events.")
     dataloader_workers: int = Field(0, ge=0, le=64, title="Data loader workers", json_schema_extra=ADVANCED,
                                     description="Background processes feeding batches (0 = in the training process).")
-    packing: Literal["auto", "on", "off"] = Field(
-        "auto", title="Packing", json_schema_extra=ADVANCED,
-        description="Padding-free batches: a batch's records end to end in one row, each attending only to itself "
-                    "(its own positions and a block-diagonal mask), so no compute goes to padding. auto: packed where "
-                    "the model's architecture keeps packed records exactly apart (checked at the start), padded "
-                    "otherwise; on: packed, or an error saying why not; off: padded. Kinds whose batches have no "
-                    "padding to remove (pretrain: full blocks) or whose trainer cannot pack (kto, grpo; dpo's orpo "
-                    "and simpo losses) pad or block as before, and refuse `on`.")
     compile: bool = Field(False, title="Compile", json_schema_extra=ADVANCED,
                           description="Compile the model with torch.compile (inductor). Off by default: on a CPU it "
                                       "trained fine-tuning's packed batches, whose length changes every step, at "

@@ -179,6 +179,11 @@ class TokenCounts:
     def add(self, inputs: dict) -> None:
         # Counts stay tensors on the batch's device until `take`: reading one (int()) would make the step
         # wait for the device, every micro-batch (`packing` decided batch by batch reads the lengths).
+        if "prompt_ids" in inputs and "completion_ids" in inputs:  # TRL's GRPO batches: one row is prompt + answer
+            inputs = {"input_ids": torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1),
+                      "attention_mask": torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1),
+                      "completion_mask": torch.cat([torch.zeros_like(inputs["prompt_mask"]),
+                                                    inputs["completion_mask"]], dim=1)}
         ids, labels = inputs["input_ids"], inputs.get("labels")
         mask = inputs.get("attention_mask")
         real = mask.sum() if mask is not None else ids.numel()

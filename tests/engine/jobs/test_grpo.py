@@ -48,8 +48,8 @@ def setup(tmp_path_factory) -> Iterator[SimpleNamespace]:
     tiny = tiny_policy(root / "models")
     engine = Engine(root / "ws")
     engine.workspace.mkdir()
-    process = engine.popen("run", str(engine.write_spec(grpo_spec(tiny.chat))), "--json")
-    yield SimpleNamespace(root=root, tiny=tiny, engine=engine, process=process)
+    process = engine.popen("run", str(engine.write_spec(grpo_spec(tiny.chat, **{"train.packing": "on"}))), "--json")
+    yield SimpleNamespace(root=root, tiny=tiny, engine=engine, process=process, events=None)
     if process.poll() is None:  # its test was not selected
         process.kill()
         process.communicate()
@@ -119,10 +119,17 @@ def test_inconsistent_specs_are_refused(case):
     assert all(part in str(info.value) for part in expected), str(info.value)
 
 
+def engine_events(setup) -> list[dict]:
+    """The events of the module's engine run (packed), once it has completed."""
+    if setup.events is None:
+        stdout, stderr = setup.process.communicate(timeout=600)
+        assert setup.process.returncode == 0, stderr[-3000:]
+        setup.events = setup.engine.stdout_events(stdout)
+    return setup.events
+
+
 def test_checker_rewards_through_the_engine(setup):
-    stdout, stderr = setup.process.communicate(timeout=600)
-    assert setup.process.returncode == 0, stderr[-3000:]
-    events = setup.engine.stdout_events(stdout)
+    events = engine_events(setup)
     assert events[-1]["status"] == "completed"
 
     train = [e for e in events if e["type"] == "metric" and e["split"] == "train"]
@@ -145,26 +152,35 @@ def test_checker_rewards_through_the_engine(setup):
     assert "GRPO" in (policy / "README.md").read_text()
     log = " ".join(e.get("message", "") for e in events if e["type"] == "log")
     assert "6 answers per step" in log and "reference: the policy with its adapter off" in log
+    assert "Batches: packed, padding-free" in log and all(m["values"]["padding_efficiency"] == 1.0 for m in train)
 
 
-def test_the_checker_rewards_right_answers(tmp_path):
-    from engine.rlhf.checker_reward import checker_reward, score
+def test_packed_and_padded_updates_give_the_same_losses_and_count_their_padding(setup, tmp_path):
+    """The update's forwards (the policy's and the reference's: prompts padded on the left, answers on the right)
+    packed and padded, scored by a reward model on prompts of several lengths: the same answers sampled, the same
+    rewards, losses and KL."""
+    import json
 
-    reward = checker_reward("addition")
-    assert reward(prompts=["p", "p", "p"], completions=["405", " 405.\n", [{"role": "assistant", "content": "404"}]],
-                  question=["347 + 58"] * 3, trainer_state=None) == [1.0, 1.0, 0.0]
-    assert score("reverse", {"input": "cat red sun"}, "sun red cat") == 1.0
-
-
-def test_the_trl_methods_the_jobs_override_still_exist():
-    """The dpo and grpo jobs hand TRL token ids of their own by overriding one method each; a TRL that
-    renamed it would silently tokenize again (GRPO) or fail on the first batch (DPO)."""
-    from trl import DPOTrainer, GRPOTrainer
-
-    from engine.jobs.dpo import RenderedPairsDPOTrainer
-    from engine.jobs.grpo import RenderedPromptsGRPOTrainer
-
-    assert callable(getattr(DPOTrainer, "_prepare_dataset", None))
-    assert callable(getattr(GRPOTrainer, "_tokenize_prompts", None))
-    assert RenderedPairsDPOTrainer._prepare_dataset is not DPOTrainer._prepare_dataset
-    assert RenderedPromptsGRPOTrainer._tokenize_prompts is not GRPOTrainer._tokenize_prompts
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": "Add " + " and ".join(str(n) for n in range(k + 2))}) + "\n"
+                               for k in range(8)), encoding="utf-8")
+    folder = reward_model(setup.tiny.chat, setup.root / "reward-for-packing")
+    figures = {}
+    for packing in ("on", "off"):
+        result = run_in_process(grpo_spec(setup.tiny.chat, **{
+            "prompts": {"sources": [str(prompts)]}, "reward": {"source": "reward_model", "reward_model": str(folder)},
+            "beta": 0.1, "train.max_steps": 3, "evaluation": {"task": "none"}, "train.packing": packing}), tmp_path)
+        assert result.error is None, result.error
+        log = [e["message"] for e in result.events if e["type"] == "log"]
+        assert ("Batches: packed, padding-free (each answer's log-probabilities read from its own positions)."
+                if packing == "on" else "Batches: padded.") in log
+        train = [e["values"] for e in result.events if e["type"] == "metric" and e["split"] == "train"]
+        assert all(values["trained_tokens_per_s"] < values["tokens_per_s"] for values in train)  # prompts untrained
+        figures[packing] = {figure: [values[figure] for values in train]
+                            for figure in ("loss", "kl", "reward", "padding_efficiency")}
+    assert figures["on"]["padding_efficiency"] == [1.0] * 3
+    assert all(0 < e < 0.9 for e in figures["off"]["padding_efficiency"])
+    assert figures["on"]["reward"] == pytest.approx(figures["off"]["reward"], rel=1e-4)  # the same answers
+    assert max(abs(loss) for loss in figures["off"]["loss"]) > 1e-3 and figures["off"]["kl"][-1] > 0  # it learns
+    for figure in ("loss", "kl"):
+        assert figures["on"][figure] == pytest.approx(figures["off"][figure], rel=1e-3, abs=1e-6), figure

@@ -71,7 +71,7 @@ def setup(tmp_path_factory) -> Iterator[SimpleNamespace]:
     pairs.write_text("".join(json.dumps({"instruction": p, "chosen": t, "rejected": t + "0"}) + "\n"
                              for p, t, _ in addition_answers(4, 4)), encoding="utf-8")
     sources = ["queue:judged", str(kto_tag), str(unpaired), str(pairs)]
-    spec = engine.write_spec(kto_spec(tiny.chat, sources), "kto.yaml")
+    spec = engine.write_spec(kto_spec(tiny.chat, sources, **{"train.packing": "on"}), "kto.yaml")
     process = engine.popen("run", str(spec), "--json")
     yield SimpleNamespace(tiny=tiny, engine=engine, sources=sources, spec=spec, process=process, result=None)
     if process.poll() is None:  # its test was not selected
@@ -79,11 +79,19 @@ def setup(tmp_path_factory) -> Iterator[SimpleNamespace]:
         process.communicate()
 
 
+def engine_events(setup) -> list[dict]:
+    """The events of the module's engine run (packed), once it has completed."""
+    if setup.result is None:
+        stdout, stderr = setup.process.communicate(timeout=600)
+        events = setup.engine.stdout_events(stdout)
+        assert setup.process.returncode == 0 and events[-1]["status"] == "completed", (events[-1], stderr[-3000:])
+        setup.result = events
+    return setup.result
+
+
 def test_kto_with_lora_on_a_judged_queue_and_every_file_shape_through_the_engine(setup):
-    stdout, stderr = setup.process.communicate(timeout=600)
-    events = setup.engine.stdout_events(stdout)
+    events = engine_events(setup)
     finished = events[-1]
-    assert setup.process.returncode == 0 and finished["status"] == "completed", (finished, stderr[-3000:])
     log = " ".join(e.get("message", "") for e in events if e["type"] == "log")
     # 12 judged items, 8 + 8 judged records, 4 pairs giving 8 answers.
     summary = finished["summary"]
@@ -104,6 +112,27 @@ def test_kto_with_lora_on_a_judged_queue_and_every_file_shape_through_the_engine
     model = AutoModelForCausalLM.from_pretrained(policy)
     assert not any("lora" in n for n, _ in model.named_parameters())
     assert not (policy / "adapter_config.json").exists()
+
+
+def test_packed_and_padded_runs_give_the_same_losses_and_count_their_padding(setup):
+    """The engine's run packs every batch (its answers', its KL estimate's and the reference's forwards); the same
+    run padded, in this process, gives the same losses."""
+    padded = run_in_process(kto_spec(setup.tiny.chat, setup.sources, **{"train.packing": "off"}),
+                            setup.engine.workspace)
+    assert padded.error is None, padded.error
+    figures = {}
+    for name, events in (("packed", engine_events(setup)), ("padded", padded.events)):
+        log = [e["message"] for e in events if e["type"] == "log"]
+        assert ("Batches: packed, padding-free (each answer's log-probabilities read from its own positions)."
+                if name == "packed" else "Batches: padded.") in log
+        train = [e["values"] for e in events if e["type"] == "metric" and e["split"] == "train"]
+        assert all(values["trained_tokens_per_s"] < values["tokens_per_s"] for values in train)  # prompts untrained
+        figures[name] = {figure: [values[figure] for values in train]
+                         for figure in ("loss", "kl", "padding_efficiency")}
+    assert figures["packed"]["padding_efficiency"] == [1.0] * 4
+    assert all(0 < e < 1 for e in figures["padded"]["padding_efficiency"])
+    for figure in ("loss", "kl"):
+        assert figures["packed"][figure] == pytest.approx(figures["padded"][figure], rel=1e-3, abs=1e-6), figure
 
 
 def test_preview_shows_each_format_and_a_judged_answer_as_kto_trains_on_it(setup):

@@ -12,11 +12,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.engine.conftest import Engine, RunPool, one_thread, pooled, start_pooled
+from tests.engine.conftest import Engine, RunPool, one_thread, pooled, run_in_process, start_pooled
 from tests.engine.ppo_fixtures import models, ppo_spec  # noqa: F401 (models is a fixture)
 
 TRAIN_METRICS = {"reward_mean", "reward_std", "kl", "kl_coef", "entropy", "policy_loss", "value_loss",
-                 "clip_fraction", "approx_kl", "response_length"}
+                 "clip_fraction", "approx_kl", "response_length", "padding_efficiency"}
 
 
 def by_iteration(events: list[dict], split: str) -> dict[int, dict]:
@@ -30,10 +30,11 @@ def start_run(spec: dict, name: str = "spec.yaml"):
     return job
 
 
-def lora_spec(models: SimpleNamespace) -> dict:
+def lora_spec(models: SimpleNamespace, packing: str = "on") -> dict:
     return ppo_spec(models, **{"method": {"name": "lora", "lora": {"rank": 4, "alpha": 8, "dropout": 0.0}},
                                "value_model": "policy", "train.iterations": 3, "train.checkpoint_every": 2,
-                               "train.learning_rate": 0.03, "evaluation": {"task": "none"}, "sampling.top_k": 50})
+                               "train.learning_rate": 0.03, "evaluation": {"task": "none"}, "sampling.top_k": 50,
+                               "train.packing": packing})
 
 
 BAD_INPUTS = {
@@ -145,6 +146,33 @@ def test_lora_policy_with_a_value_model_from_the_policy_saves_a_merged_model(run
     merged, original = AutoModelForCausalLM.from_pretrained(output), AutoModelForCausalLM.from_pretrained(models.policy)
     assert set(merged.state_dict()) == set(original.state_dict())
     assert any(not torch.equal(merged.state_dict()[k], original.state_dict()[k]) for k in original.state_dict())
+
+
+@pooled("lora", lambda f: start_run(lora_spec(f.models)))
+def test_packed_and_padded_forwards_give_the_same_iterations(runs, models, tmp_path):
+    """The LoRA run packed every forward on prompt + answer (the policy's, the reference's, the value model's); the
+    same run padded, in this process, gives the same first iteration (its answers, their rewards, the losses of its
+    update) and samples the same answers from the policy that update made, at the same KL. (Later iterations part:
+    the runs' weights differ in their last bits, which a high learning rate and the clipped objective amplify
+    until an answer drawn near a boundary of the sampler comes out otherwise.)"""
+    engine, result = runs.result("lora")
+    assert result.returncode == 0, result.stderr[-3000:]
+    packed_events = engine.stdout_events(result.stdout)
+    padded = run_in_process(lora_spec(models, packing="off"), tmp_path)
+    assert padded.error is None, padded.error
+    said = {name: [e["message"] for e in events if e["type"] == "log"]
+            for name, events in (("packed", packed_events), ("padded", padded.events))}
+    assert ("Prompt + answer batches of the policy and the reference: packed, padding-free; of the value model: "
+            "packed, padding-free.") in said["packed"]
+    assert "Prompt + answer batches of the policy and the reference: padded; of the value model: padded." \
+        in said["padded"]
+    packed, padded = by_iteration(packed_events, "train"), by_iteration(padded.events, "train")
+    assert [packed[i]["padding_efficiency"] for i in (1, 2, 3)] == [1.0] * 3
+    assert all(0 < padded[i]["padding_efficiency"] < 1 for i in (1, 2, 3))
+    for figure in ("reward_mean", "entropy", "policy_loss", "value_loss", "approx_kl"):
+        assert packed[1][figure] == pytest.approx(padded[1][figure], rel=1e-3), figure
+    assert packed[2]["reward_mean"] == pytest.approx(padded[2]["reward_mean"], rel=1e-4)  # the same answers
+    assert packed[2]["kl"] == pytest.approx(padded[2]["kl"], rel=1e-3) and packed[2]["kl"] > 0
 
 
 @pooled(lambda f, case: f"bad-{case}",

@@ -1,11 +1,7 @@
-"""Packed preference pairs train exactly as padded ones.
-
-- A reward model reading a packed row (scores gathered at each record's last token that is not padding): every
-  pair's chosen and rejected scores, and every gradient of the pairwise loss, equal those of TRL's padded batch
-  through the model's own pooling, for llama and GPT-2, also where a conversation ends with the padding token.
-- A DPO policy (PackedLogProbs): each answer's summed log-probability (only the answer's tokens: the prompt is
-  masked as TRL masks it) and every gradient of the DPO loss equal those of TRL's padded batch, for llama,
-  GPT-2 and llama on chatml-rendered conversations."""
+"""A reward model's packed preference pairs train exactly as padded ones: reading a packed row (scores gathered at
+each record's last token that is not padding), every pair's chosen and rejected scores, and every gradient of the
+pairwise loss, equal those of TRL's padded batch through the model's own pooling, for llama and GPT-2, also where a
+conversation ends with the padding token."""
 
 from __future__ import annotations
 
@@ -92,86 +88,3 @@ def test_scores_are_read_at_each_records_last_token_that_is_not_padding():
 
     assert score_positions([[5, 6, 7], [8, 0], [9]], pad_token_id=0) == [2, 3, 5]
     assert score_positions([[5, 6], [7]], pad_token_id=None) == [1, 2]
-
-
-def dpo_rows(tokenizer, chat: bool) -> list[dict]:
-    """Pairs as the DPO job tokenizes them: prompt, chosen and rejected ids of different lengths."""
-    def ids(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    rows = []
-    for i, text in enumerate(TEXTS):
-        question, _, answer = text.partition(". ")
-        other = TEXTS[(i + 2) % len(TEXTS)].partition(". ")[2] or "no"
-        if chat:
-            prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
-                                                   add_generation_prompt=True)
-            answer, other = answer + "<|im_end|>", other + "<|im_end|>"
-        else:
-            prompt = question + ". "
-        rows.append({"prompt_ids": ids(prompt), "chosen_ids": ids(answer or "yes"), "rejected_ids": ids(other)})
-    return rows
-
-
-def dpo_policy(tokenizer, architecture: str):
-    from trl.trainer.utils import add_fused_lm_head
-
-    model = {"llama": tiny_llama, "gpt2": tiny_gpt2}[architecture](tokenizer).to(torch.float32).eval()
-    add_fused_lm_head(model)  # as TRL's DPOTrainer does: log-probabilities without the full logits
-    return model
-
-
-def dpo_logps_and_gradients(model, rows: list[dict], pad: int):
-    """As TRL's DPOTrainer computes them: its collator's padded batch, the answers' summed log-probabilities,
-    the sigmoid loss against a fixed reference."""
-    from trl.trainer.dpo_trainer import DataCollatorForPreference
-
-    batch = DataCollatorForPreference(pad_token_id=pad)(rows)
-    labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
-    model.zero_grad()
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
-                fused_lm_head=True, use_cache=False)
-    assert out.log_probs.shape == (2 * len(rows), batch["input_ids"].shape[1] - 1)
-    chosen, rejected = out.log_probs.sum(dim=1).chunk(2)
-    (-torch.nn.functional.logsigmoid(0.1 * (chosen - rejected - 0.3)).mean()).backward()
-    return (torch.cat([chosen, rejected]).detach(),
-            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
-
-
-@pytest.mark.parametrize("architecture,chat", [("llama", False), ("gpt2", False), ("llama", True)],
-                         ids=["llama", "gpt2", "llama-chatml"])
-def test_packed_dpo_pairs_give_the_padded_log_probabilities_and_gradients(tokenizer, architecture, chat):
-    from engine.training.pairs import PackedLogProbs
-
-    model, rows, pad = dpo_policy(tokenizer, architecture), dpo_rows(tokenizer, chat), tokenizer.pad_token_id
-    assert len({len(r["prompt_ids"]) + len(r["chosen_ids"]) for r in rows}) > 2  # rows of several lengths
-    padded, padded_grads = dpo_logps_and_gradients(model, rows, pad)
-
-    widths = []
-    embeddings = model.get_input_embeddings().register_forward_pre_hook(lambda m, args: widths.append(args[0].shape))
-    packing = PackedLogProbs(model)
-    try:
-        packed, packed_grads = dpo_logps_and_gradients(model, rows, pad)
-    finally:
-        packing.remove()
-        embeddings.remove()
-    real = sum(len(r["prompt_ids"]) + len(r[k]) for r in rows for k in ("chosen_ids", "rejected_ids"))
-    assert widths == [torch.Size([1, real])]  # one row, no padding
-
-    assert torch.allclose(packed, padded, rtol=REL, atol=REL * padded.abs().max().item())
-    assert padded_grads.keys() == packed_grads.keys() and len(padded_grads) > 5
-    for name, grad in padded_grads.items():
-        scale = grad.abs().max().clamp_min(1e-12)
-        assert ((packed_grads[name] - grad).abs().max() / scale).item() <= REL, name
-
-
-def test_packed_log_probs_leave_generation_and_other_calls_as_they_are(tokenizer):
-    from engine.training.pairs import PackedLogProbs
-
-    model = dpo_policy(tokenizer, "llama")
-    prompt = torch.tensor([tokenizer("Say hi.")["input_ids"]])
-    before = model.generate(prompt, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    packing = PackedLogProbs(model)
-    after = model.generate(prompt, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    packing.remove()
-    assert torch.equal(before, after)

@@ -46,7 +46,7 @@ def run(ctx: JobContext) -> dict:
         evaluator = TaskEvaluator(spec.evaluation, policy.tokenizer, policy.template, policy.stops, exclude=seen,
                                   seed=spec.seed)
     before = task_accuracy_before(ctx, policy.model, evaluator)
-    if spec.method.name == "full" and changed and not reference_free(spec):
+    if spec.method.name == "full" and changed and not spec.reference_free:
         # TRL loads the frozen reference of full training from the policy's folder, which must then
         # hold the start model (the SFT adapter merged in), not the base model alone.
         save_start_model(ctx, policy.model, policy.tokenizer)
@@ -79,10 +79,6 @@ def load_the_policy(ctx: JobContext, placement: Placement, pairs: LoadedPairs) -
     what = {"orpo": f"ORPO (λ {spec.beta})", "simpo": f"SimPO (β {spec.beta}, γ/β {spec.simpo_gamma})"}.get(
         spec.loss_type, f"DPO ({spec.loss_type} loss, β {spec.beta})")
     return load_preference_policy(ctx, placement, several_turns(pairs.train + pairs.held_out), what)
-
-
-def reference_free(spec: DPOSpec) -> bool:
-    return spec.loss_type in ("orpo", "simpo")
 
 
 def tokenize(ctx: JobContext, policy: Policy, pairs: LoadedPairs):
@@ -125,7 +121,7 @@ def packing_of(ctx: JobContext, policy: Policy) -> Packing:
     packs exactly. ORPO and SimPO (TRL's ORPO and CPO trainers) read the full logits of padded rows; the spec
     refuses `train.packing: on` with them."""
     spec = ctx.spec
-    if reference_free(spec):
+    if spec.reference_free:
         if spec.train.packing == "auto":
             ctx.events.log("info", f"Padded batches: {spec.loss_type} reads every position's logits of padded rows "
                                    "(TRL's ORPO and CPO trainers).")
@@ -164,12 +160,12 @@ def build_trainer(ctx: JobContext, placement: Placement, policy: Policy, train_s
     packing = packing_of(ctx, policy)
     counts = TokenCounts(packing)
     events = PolicyEventsCallback(ctx, DPO_METRICS, train.batch_size * train.gradient_accumulation, parameters,
-                                  counts=None if reference_free(spec) else counts)
+                                  counts=None if spec.reference_free else counts)
     callbacks = [events]
     if evaluator is not None:
         callbacks.append(TaskEvalCallback(ctx, evaluator, train.eval_every))
     peft = lora_config(spec.method, policy.model)
-    if reference_free(spec):
+    if spec.reference_free:
         if spec.loss_type == "orpo":
             from trl.experimental.orpo import ORPOConfig as Config, ORPOTrainer as Trainer
             args = Config(**common)

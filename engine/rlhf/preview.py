@@ -4,7 +4,8 @@ as the job lays them out for the model's tokenizer (the chat template the job pi
 ids): the prompt, then each answer marked — what DPO trains on, what a reward model scores beyond
 the prompt the two share — with the lengths against data.max_length, past which the job drops a
 pair. A KTO spec shows its judged answers the same way: the prompt, then the answer KTO trains on,
-marked, with its verdict. Loads the tokenizer only, no weights."""
+marked, with its verdict. Last, how the run will batch them (packed or padded, and why). Loads the tokenizer and
+the model's configuration, no weights."""
 
 from __future__ import annotations
 
@@ -20,8 +21,25 @@ MEASURED = 2000  # pairs whose length is measured
 
 def preview(spec, workspace, sample: int | None = None) -> dict:
     workspace = Path(workspace) if workspace is not None else None
-    if spec.kind == "kto":
-        return _judged_preview(spec, workspace, sample)
+    result = _judged_preview(spec, workspace, sample) if spec.kind == "kto" else _pairs_preview(spec, workspace, sample)
+    return {**result, "batches": batching(spec, workspace)}
+
+
+def batching(spec, workspace: Path | None) -> dict:
+    """How the run will batch its records, as it will decide it: {"packed", "text", "why_padded"}."""
+    from engine.finetune.model import model_config
+    from engine.training.batches import packing_for
+
+    if getattr(spec, "reference_free", False):
+        return {"packed": False, "text": "padded",
+                "why_padded": f"loss_type {spec.loss_type} reads every position's logits of padded rows."}
+    choice = resolve_choice(spec.model, workspace, "model")
+    packing, problem = packing_for(spec.train, model_config(choice.base, choice.trust_remote_code), spec.method.name)
+    return {"packed": packing.packed, "text": packing.describe(),
+            "why_padded": problem if spec.train.packing != "off" else "train.packing is off."}
+
+
+def _pairs_preview(spec, workspace: Path | None, sample: int | None) -> dict:
     pairs = load_pairs(spec.data.sources, workspace, spec.data.eval_fraction, spec.seed)
     everything = pairs.train + pairs.held_out
     choice = resolve_choice(spec.model, workspace, "model")
@@ -157,8 +175,13 @@ def _dpo_layout(spec, tokenizer, pairs: list[Pair], label: str, notes: list[str]
 
 def preview_text(result: dict) -> str:
     color = use_color()
-    if result["kind"] == "kto":
-        return _judged_text(result, color)
+    text = _judged_text(result, color) if result["kind"] == "kto" else _pairs_text(result, color)
+    batches = result["batches"]
+    why = f" ({batches['why_padded']})" if not batches["packed"] and batches.get("why_padded") else ""
+    return f"{text}\nBatches: {batches['text']}{why}"
+
+
+def _pairs_text(result: dict, color: bool) -> str:
     reads = "as the reward model reads it" if result["kind"] == "reward" else "as DPO trains on it"
     lines = _summary(result, f"Pairs ({_sources(result)}): {result['pairs']['train']:,} training and "
                              f"{result['pairs']['held_out']:,} held-out", "pairs")

@@ -56,9 +56,15 @@ class DPOSpec(StrictModel):
     resources: Resources = Field(default_factory=Resources, title="Resources")
     seed: int = seed_field("Seed for the split, data order and sampling.")
 
+    @property
+    def reference_free(self) -> bool:
+        """ORPO and SimPO run no reference model (TRL's ORPO and CPO trainers, which read every position's logits of
+        padded rows)."""
+        return self.loss_type in ("orpo", "simpo")
+
     @model_validator(mode="after")
     def _packing_needs_a_reference_loss(self):
-        if self.train.packing == "on" and self.loss_type in ("orpo", "simpo"):
+        if self.train.packing == "on" and self.reference_free:
             raise ValueError(f"train.packing: on cannot apply to loss_type {self.loss_type}: it reads every position's "
                              "logits of padded rows (TRL's ORPO and CPO trainers). Set train.packing to auto (packs "
                              "sigmoid and ipo, pads orpo and simpo) or off.")

@@ -347,15 +347,22 @@ class Packing:
 
 
 def decide_packing(ctx, config, method: str = "full") -> Packing:
-    """How this run packs: never for `train.packing: off`; for auto and on, where the architecture of
-    `config` keeps packed records exactly apart (a ModelError for `on` where it does not, naming why) —
-    for auto batch by batch where attention reads a packed row through a dense mask."""
-    if ctx.spec.train.packing == "off":
-        return Packing(False)
-    problem = packing_problem(config, method)
+    """How this run packs (`packing_for`); a ModelError for `train.packing: on` where the architecture cannot
+    pack, naming why."""
+    packing, problem = packing_for(ctx.spec.train, config, method)
     report_packing_problem(ctx, problem)
-    return Packing(problem is None, batchwise=ctx.spec.train.packing == "auto" and not varlen_attention(config),
-                   hidden_size=hidden_size(config))
+    return packing
+
+
+def packing_for(train, config, method: str = "full") -> tuple[Packing, str | None]:
+    """How `train:` settings pack on a model of `config`, and why not (None where they pack, or where packing is
+    off): never for `train.packing: off`; for auto and on, where the architecture keeps packed records exactly
+    apart — for auto batch by batch where attention reads a packed row through a dense mask."""
+    if train.packing == "off":
+        return Packing(False), None
+    problem = packing_problem(config, method)
+    return Packing(problem is None, batchwise=train.packing == "auto" and not varlen_attention(config),
+                   hidden_size=hidden_size(config)), problem
 
 
 def report_packing_problem(ctx, problem: str | None) -> None:

@@ -237,6 +237,14 @@ def test_preview_shows_the_format_and_a_pair_as_dpo_trains_on_it(setup):
     assert text.returncode == 0, text.stderr[-2000:]
     assert "Pairs (queue:sums: queue; " in text.stdout and "as DPO trains on it" in text.stdout
     assert f"⟦{right}<|im_end|>⟧" in text.stdout
+    # The path the run will take: llama packs exactly, and on a CPU (a dense mask) batch by batch.
+    assert preview["batches"] == {"packed": True, "text": "packed where one row computes less than padded rows, "
+                                                          "batch by batch", "why_padded": None}
+    assert text.stdout.rstrip().endswith("Batches: packed where one row computes less than padded rows, batch by batch")
+    orpo = setup.engine.write_spec(dpo_spec(setup.tiny.chat, [str(setup.prefs)], loss_type="orpo"), "orpo.yaml")
+    said = setup.engine.run("preview", str(orpo))
+    assert said.returncode == 0, said.stderr[-2000:]
+    assert said.stdout.rstrip().endswith("Batches: padded (loss_type orpo reads every position's logits of padded rows.)")
 
 
 def test_pairs_are_tokenized_as_fine_tuning_renders_them(tmp_path):

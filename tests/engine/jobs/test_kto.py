@@ -148,6 +148,7 @@ def test_preview_shows_each_format_and_a_judged_answer_as_kto_trains_on_it(setup
     assert text.returncode == 0, text.stderr[-2000:]
     assert "Judged answers (queue:judged: queue; " in text.stdout and "as KTO trains on it" in text.stdout
     assert f"⟦{answer}<|im_end|>⟧" in text.stdout
+    assert preview["batches"]["packed"] and text.stdout.rstrip().endswith("Batches: packed, padding-free")  # on
 
 
 def test_answers_all_of_one_verdict_are_refused(setup, tmp_path):

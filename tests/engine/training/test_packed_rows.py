@@ -5,7 +5,8 @@
   gradient of the DPO loss equal those of TRL's padded batch, for llama, GPT-2 and llama on chatml-rendered
   conversations.
 - GRPO's layout (prompts padded on the left, answers on the right): every answer token's log-probability and every
-  gradient of a policy-gradient loss equal those of each record run alone, for llama and GPT-2 — where TRL's padded
+  gradient of a policy-gradient loss equal those of each record run alone, for llama, GPT-2 and llama on
+  chatml-rendered prompts — where TRL's padded
   forward numbers a left-padded prompt's columns, not its tokens, and so gives GPT-2's learned positions other
   inputs than the record alone.
 - Calls that are not a log-probability forward (generation) run as they are."""
@@ -112,11 +113,19 @@ def test_packed_dpo_pairs_give_the_padded_log_probabilities_and_gradients(tokeni
     assert_same_gradients(padded_grads, packed_grads)
 
 
-def prompts_and_answers(tokenizer) -> list[tuple[list[int], list[int]]]:
+def prompts_and_answers(tokenizer, chat: bool) -> list[tuple[list[int], list[int]]]:
+    """Prompts as GRPO lays them out (plain text, or chatml with the assistant's turn opened) and answers."""
     def ids(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    return [(ids(question + ". "), ids(answer or "yes")) for question, _, answer in (t.partition(". ") for t in TEXTS)]
+    def prompt(question: str) -> str:
+        if not chat:
+            return question + ". "
+        return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                             add_generation_prompt=True)
+
+    return [(ids(prompt(question)), ids((answer or "yes") + ("<|im_end|>" if chat else "")))
+            for question, _, answer in (t.partition(". ") for t in TEXTS)]
 
 
 ADVANTAGES = [1.0, -0.5, 0.25, -1.0, 0.75]  # one per answer, as GRPO weighs its answers
@@ -154,10 +163,12 @@ def alone_logps_and_gradients(model, records):
     return logps, gradients(model)
 
 
-@pytest.mark.parametrize("architecture", ["llama", "gpt2"])
+@pytest.mark.parametrize("architecture,chat", [("llama", False), ("gpt2", False), ("llama", True)],
+                         ids=["llama", "gpt2", "llama-chatml"])
 def test_left_and_right_padded_rows_packed_give_each_records_own_log_probabilities_and_gradients(tokenizer,
-                                                                                                architecture):
-    model, records, pad = policy(tokenizer, architecture), prompts_and_answers(tokenizer), tokenizer.pad_token_id
+                                                                                                architecture, chat):
+    model, pad = policy(tokenizer, architecture), tokenizer.pad_token_id
+    records = prompts_and_answers(tokenizer, chat)
     assert len({len(p) for p, _ in records}) > 2 and len({len(a) for _, a in records}) > 2
     alone, alone_grads = alone_logps_and_gradients(model, records)
     (packed, packed_grads), widths = packed_forwards(model, lambda: grpo_logps_and_gradients(model, records, pad))

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.arms import run_arm  # noqa: E402
 from bench.sft_throughput import MAX_LENGTH, WARMUP_STEPS, generated_records, model  # noqa: E402
 
 BATCH = 4  # pairs per step: 8 conversations, as the fine-tuning bench's batch
@@ -74,6 +74,7 @@ def train_one(arm: str, steps: int, count: int) -> dict:
     from engine.rlhf.reward_training import build_trainer
     from engine.rundir import RunDirectory
     from engine.runner import JobContext
+    from engine.training.batches import Packing
 
     spec = bench_spec(steps, "on" if arm == "packed" else "off")
     rows = generated_pairs(count, spec.seed)
@@ -111,7 +112,7 @@ def train_one(arm: str, steps: int, count: int) -> dict:
         ctx = JobContext(spec=spec, run=run, events=EventWriter(run.events_path))
         placement = resolve(spec.resources)
         trainer = build_trainer(ctx, placement, net, Tokens(), rows, PairScorer([], 0, BATCH), parameters,
-                                packed=arm == "packed")
+                                packing=Packing(arm == "packed"))
         trainer.processing_class = None  # nothing to save with the checkpoints
         counting = Counting(trainer.data_collator)
         trainer.data_collator = counting
@@ -130,11 +131,7 @@ def train_one(arm: str, steps: int, count: int) -> dict:
 
 
 def child(arm: str, args) -> dict:
-    command = [sys.executable, __file__, "--child", arm, "--steps", str(args.steps), "--pairs", str(args.pairs)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the {arm} arm failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_arm(__file__, arm, ["--steps", str(args.steps), "--pairs", str(args.pairs)])
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,8 @@ from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.arms import run_arm  # noqa: E402
 
 WARMUP_STEPS = 3
 VOCAB, MAX_LENGTH, MEDIAN, TAIL = 32_000, 2048, 150, 1500
@@ -164,12 +165,7 @@ def train_one(path: str, steps: int, records: int, packing: str = "auto") -> dic
 
 
 def child(path: str, args) -> dict:
-    command = [sys.executable, __file__, "--child", path, "--steps", str(args.steps), "--records", str(args.records),
-               "--packing", args.packing]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the {path} path failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_arm(__file__, path, ["--steps", str(args.steps), "--records", str(args.records), "--packing", args.packing])
 
 
 def main() -> None:

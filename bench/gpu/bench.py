@@ -135,7 +135,6 @@ class Meter:
 
 def finetune_arm(name: str, base: Path, s: SimpleNamespace, device: str) -> dict:
     import datasets
-    import torch
     from transformers import Trainer, TrainingArguments
 
     from engine.devices import resolve

@@ -16,8 +16,12 @@ def loading_libraries() -> Iterator[None]:
     Those imports make about half a million objects that live as long as the process, and the collector,
     triggered again and again while they are made, walks the growing heap each time: about 1.2 s of a
     7 s start on a CPU. Frozen, they are left alone by every later collection too (the few thousand
-    objects of garbage the imports leave stay with them, a few MB at most)."""
+    objects of garbage the imports leave stay with them, a few MB at most).
+
+    What is garbage before the block is collected first, not frozen: the demo runs its stages in one
+    process, and a finished stage's trainer and model must not outlive it."""
     enabled = gc.isenabled()
+    gc.collect()
     gc.disable()
     try:
         yield

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.cli.common import fail
-from engine.kinds import KINDS
 from engine.rundir import RunDirectory, find_run
 
 KEYRING_SERVICE = "atelier"
@@ -74,6 +73,9 @@ def resolve_token() -> Token:
 def choose_folder(run: RunDirectory, what: str | None) -> tuple[Path, str, str]:
     """(folder to upload, repo type, what) for `--what` (or the run kind's usual output)."""
     if what is None:
+        # Imported here: every command's parser imports this module, and KINDS loads every kind's spec.
+        from engine.kinds import KINDS
+
         kind = _run_kind(run)
         what = KINDS[kind].upload if kind in KINDS else None  # finetune: the adapter when it made one
         if what is None:

@@ -26,6 +26,7 @@ from engine.detached import accept_stop_signals
 from engine.errors import ResourceError, UserError, disk_full_error
 from engine.kinds import KINDS
 from engine.launch import engine_identity
+from engine.library_loading import loading_libraries
 from engine.protocol import Event, EventWriter
 from engine.rundir import RunDirectory, RunStatus
 from engine.specs import with_workspace_paths
@@ -244,7 +245,8 @@ def execute(run: RunDirectory, spec, live_sinks: list[Callable[[Event], None]] |
     started = time.time()
     try:
         ctx.update_status()
-        from engine.devices import describe_devices
+        with loading_libraries():
+            from engine.devices import describe_devices
 
         events.started(run_id=run.run_id, spec=spec.model_dump(mode="json"), host=socket.gethostname(),
                        pid=os.getpid(), engine_version=__version__, devices=describe_devices(),
@@ -254,7 +256,8 @@ def execute(run: RunDirectory, spec, live_sinks: list[Callable[[Event], None]] |
         if primary:
             threading.Thread(target=_heartbeat, args=(ctx, stop_heartbeat, finished_lock, outcome),
                              daemon=True).start()
-        job = importlib.import_module(KINDS[spec.kind].job)
+        with loading_libraries():
+            job = importlib.import_module(KINDS[spec.kind].job)
         summary = job.run(ctx)
         summary["duration_s"] = round(time.time() - started, 1)
         finish("completed", summary)  # a job that stops early on cancel raises Cancelled

@@ -140,13 +140,15 @@ def cmd_preview(args) -> int:
 
     from engine.errors import UserError
     from engine.kinds import KINDS
+    from engine.library_loading import loading_libraries
 
     spec = load_spec_or_exit(args.spec)
     kind = KINDS[spec.kind]
     if kind.preview is None:
         previewed = ", ".join(f"kind: {k.name}" for k in KINDS.values() if k.preview)
         return fail(f"{args.spec} is a {spec.kind} spec; preview is for {previewed}", EXIT_INVALID)
-    module = importlib.import_module(kind.preview)
+    with loading_libraries():
+        module = importlib.import_module(kind.preview)
     try:
         result = module.preview(spec, args.workspace, args.sample)
     except UserError as e:

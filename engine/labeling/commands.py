@@ -11,16 +11,19 @@ import json
 import sqlite3
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.cli.common import EXIT_INVALID, fail
 from engine.errors import UserError, disk_full_error
 from engine.labeling.agreement import agreement_of, conflicts, position_bias, readable_preference
 from engine.labeling.batch import import_batch
 from engine.labeling.formats import POLICIES, POLICY_HELP, export_preferences, import_preferences
-from engine.labeling.ratings import Ratings, arena
 from engine.labeling.records import EXPORT_FORMATS, IMPORT_FORMATS, Problem
 from engine.labeling.store import MODES, LabelStore, LabelStoreError, Queue
 from engine.labeling.unpaired import UNPAIRED_FORMATS
+
+if TYPE_CHECKING:
+    from engine.labeling.ratings import Ratings
 
 SHOWN_PROBLEMS = 20  # per kind in the readable output; --json lists them all
 
@@ -368,6 +371,9 @@ def _clip(text: str, width: int) -> str:
 
 
 def cmd_ratings(args) -> int:
+    # Imported here: every command's parser imports this module, and the ratings load numpy.
+    from engine.labeling.ratings import arena
+
     store = _open(args)
     report = arena(store, args.queue, method=args.method, bootstrap=args.bootstrap, confidence=args.confidence,
                    seed=args.seed, kinds=tuple(args.kinds) if args.kinds else None)

@@ -7,14 +7,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ARMS = "lora-plain,lora-packed,pretrain-124m,qlora-packed"
+# The suite's own interpreter: run.sh would otherwise take .venv/bin/python, or python3 where a checkout
+# (a git worktree) has no .venv, and install the whole engine into that one first.
+PYTHON = {"PYTHON": sys.executable}
 
 
 def test_the_gpu_bench_runs_its_arms_on_a_tiny_shape_and_writes_its_figures(tmp_path):
-    env = {**os.environ, "OUT": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **PYTHON, "OUT": str(tmp_path), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([str(ROOT / "bench" / "gpu" / "run.sh"), "--tiny", "--arms", ARMS], env=env,
                           capture_output=True, text=True, timeout=280, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -34,6 +38,6 @@ def test_the_gpu_bench_runs_its_arms_on_a_tiny_shape_and_writes_its_figures(tmp_
 
 def test_an_unknown_arm_is_named(tmp_path):
     done = subprocess.run([str(ROOT / "bench" / "gpu" / "run.sh"), "--tiny", "--arms", "lora-fast"],
-                          env={**os.environ, "OUT": str(tmp_path)}, capture_output=True, text=True,
+                          env={**os.environ, **PYTHON, "OUT": str(tmp_path)}, capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode != 0 and "no arm named lora-fast" in done.stderr

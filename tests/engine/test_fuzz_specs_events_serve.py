@@ -16,6 +16,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import engine.kinds  # noqa: F401 (the registry load_spec reads: loaded here, not in the first example's deadline)
 from engine.protocol import EVENT_TYPES, EventReader, read_events
 from engine.rundir import RUN_STATES, RunDirectory, RunStatus
 from engine.serve.protocol import RequestError, parse_request

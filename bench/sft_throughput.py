@@ -36,8 +36,6 @@ from types import SimpleNamespace
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.arms import run_arm  # noqa: E402
-
 WARMUP_STEPS = 3
 VOCAB, MAX_LENGTH, MEDIAN, TAIL = 32_000, 2048, 150, 1500
 
@@ -165,6 +163,10 @@ def train_one(path: str, steps: int, records: int, packing: str = "auto") -> dic
 
 
 def child(path: str, args) -> dict:
+    # Imported here: bench/gpu/bench.py imports this module with its own folder first on sys.path, where
+    # `bench` is that script, not this package.
+    from bench.arms import run_arm
+
     return run_arm(__file__, path, ["--steps", str(args.steps), "--records", str(args.records), "--packing", args.packing])
 
 

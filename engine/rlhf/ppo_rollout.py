@@ -133,9 +133,7 @@ def token_values(value_model, answers: Answers, rows, packing: Packing = Packing
 
 def packed_rows(attention: torch.Tensor, packing: Packing) -> PackedRows | None:
     """The rows of prompt + answer as one packed row where `packing` packs them (None: padded)."""
-    if not packing.packs(attention.sum(dim=1).tolist() if packing.packed and packing.batchwise else []):
-        return None
-    return PackedRows(attention)
+    return PackedRows(attention) if packing.packs_padded(attention) else None
 
 
 @torch.no_grad()

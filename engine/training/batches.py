@@ -188,7 +188,7 @@ class TokenCounts:
         mask = inputs.get("attention_mask")
         real = mask.sum() if mask is not None else ids.numel()
         run_packed = (self.packing is not None and mask is not None
-                      and self.packing.packs(mask.sum(dim=1).tolist() if self.packing.batchwise else []))
+                      and self.packing.packs_padded(mask))
         self.slots += real if run_packed else ids.numel()
         self.real += real
         if labels is not None:
@@ -340,6 +340,12 @@ class Packing:
 
     def packs(self, lengths: list[int]) -> bool:
         return self.packed and (not self.batchwise or one_row_pays(lengths, self.hidden_size))
+
+    def packs_padded(self, attention_mask) -> bool:
+        """`packs` for a padded batch: its lengths are read from `attention_mask` (a wait on the device) only where
+        the decision is batch by batch."""
+        return self.packed and (not self.batchwise or one_row_pays(attention_mask.sum(dim=1).tolist(),
+                                                                    self.hidden_size))
 
     def describe(self) -> str:
         return ("packed where one row computes less than padded rows, batch by batch" if self.packed and self.batchwise

@@ -68,8 +68,7 @@ class PackedLogProbs:
         if args or not kwargs.get("fused_lm_head") or kwargs.get("attention_mask") is None \
                 or kwargs.get("labels") is None or kwargs.get("position_ids") is not None:
             return None  # generation, or a call this layout does not describe: as it is
-        mask = kwargs["attention_mask"]
-        if self.packing.batchwise and not self.packing.packs(mask.sum(dim=1).tolist()):
+        if not self.packing.packs_padded(kwargs["attention_mask"]):
             return None
         rows = PackedRows(kwargs.pop("attention_mask"))
         labels = rows.pack(kwargs.pop("labels"))
